@@ -1,0 +1,32 @@
+"""`ginr info FILE`: what a model folder holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ginr_cli.cli.common import JsonOption, report_errors
+
+
+@report_errors
+def info(
+    path: Annotated[str, typer.Argument(help="A model folder or a shipped model's name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a model folder holds: architecture, size and fingerprint."""
+    from ginr_cli.io.checkpoints import describe_model, find_model
+
+    facts = describe_model(find_model(path))
+    if as_json:
+        typer.echo(json.dumps(facts))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(Path(facts["path"])), show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, str(value))
+    Console().print(table)

@@ -1,0 +1,126 @@
+"""Model configuration: one frozen dataclass per component, nested into `GINRConfig`, and named presets.
+
+`GINRConfig.from_dict` rejects unknown keys by name, so a checkpoint from another version fails loudly
+instead of silently building a different network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Placement = Literal["equidistant", "middle", "n-group"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerConfig:
+    patch_size: int = 4
+    # "fourier" adds a fixed encoding of each patch's centre. Attention is blind to order without it;
+    # Mamba reads order from the scan, so the Mamba presets leave it off, as the seed design does.
+    pos_embed: Literal["none", "fourier"] = "none"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PositionConfig:
+    num_lp: int = 16  # M learnable position tokens
+    placement: Placement = "equidistant"
+    group_size: int = 2  # LPs per group, for placement "n-group"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderConfig:
+    d_model: int = 256
+    n_layers: int = 6
+    mixer: Literal["mamba", "attention"] = "mamba"  # attention: the Trans-INR baseline
+    d_state: int = 16  # N in the Mamba paper
+    d_conv: int = 4
+    expand: int = 2  # d_inner = expand * d_model
+    n_heads: int = 8  # attention mixer only
+    mlp_ratio: float = 4.0
+    scan_backend: Literal["auto", "reference", "torch", "cpp", "cuda"] = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HyponetConfig:
+    d_hidden: int = 256
+    n_freqs: int = 16  # Fourier frequencies per coordinate axis, log-spaced from 1 to 2**(n_freqs/2)
+    n_heads: int = 8
+    n_attn_layers: int = 2  # cross-attention layers from query points to the LP latents
+    n_mlp_layers: int = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class GINRConfig:
+    name: str = "custom"
+    rank: Literal[2, 3] = 2  # k: spatial dimensions, 2 for images, 3 for volumes
+    in_channels: int = 3
+    out_channels: int = 3
+    input_size: int = 32  # the side of the encoder's input tile, in pixels or voxels
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    positions: PositionConfig = field(default_factory=PositionConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    hyponet: HyponetConfig = field(default_factory=HyponetConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GINRConfig:
+        return _from_dict(cls, data, "config")
+
+    def replace(self, **changes: Any) -> GINRConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = _NESTED.get((cls, key))
+        kwargs[key] = _from_dict(sub, value, f"{where}.{key}") if sub else value
+    return cls(**kwargs)
+
+
+_NESTED = {
+    (GINRConfig, "tokenizer"): TokenizerConfig,
+    (GINRConfig, "positions"): PositionConfig,
+    (GINRConfig, "encoder"): EncoderConfig,
+    (GINRConfig, "hyponet"): HyponetConfig,
+}
+
+PRESETS: dict[str, GINRConfig] = {
+    # Small enough to train and run on a laptop CPU.
+    "tiny-2d": GINRConfig(
+        name="tiny-2d",
+        input_size=32,
+        positions=PositionConfig(num_lp=32),
+        encoder=EncoderConfig(d_model=96, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(d_hidden=96, n_heads=4, n_freqs=12),
+    ),
+    # The seed's worked example: 32x32 RGB, 4x4 patches (64 tokens), 16 LPs, width 256, depth 6.
+    "base-2d": GINRConfig(name="base-2d"),
+    # Single-channel volumes, 32^3 tiles of 4^3 patches (512 tokens).
+    "base-3d": GINRConfig(
+        name="base-3d",
+        rank=3,
+        in_channels=1,
+        out_channels=1,
+        input_size=32,
+        positions=PositionConfig(num_lp=64),
+        encoder=EncoderConfig(d_model=128, n_layers=4, n_heads=4),
+        hyponet=HyponetConfig(d_hidden=128, n_heads=4),
+    ),
+}
+
+
+def preset(name: str, **changes: Any) -> GINRConfig:
+    """A named preset, optionally with top-level fields replaced."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**changes) if changes else PRESETS[name]

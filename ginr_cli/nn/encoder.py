@@ -1,0 +1,45 @@
+"""The sequence encoder: a stack of blocks, each a token mixer then an MLP, with LayerNorm and residuals.
+
+The seed's block is BiMamba -> MLP (GELU) -> LayerNorm + residual. We use the pre-norm arrangement of the
+same pieces, x + mixer(norm(x)) then x + mlp(norm(x)), which trains stably at depth. The mixer is BiMamba,
+or multi-head self-attention for the Trans-INR baseline at equal width and depth.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ginr_cli.nn.attention import MultiHeadAttention
+from ginr_cli.nn.config import EncoderConfig
+from ginr_cli.nn.mamba import BiMamba
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.norm_mixer = nn.LayerNorm(d)
+        self.mixer = BiMamba(cfg) if cfg.mixer == "mamba" else MultiHeadAttention(d, cfg.n_heads)
+        self.norm_mlp = nn.LayerNorm(d)
+        hidden = int(cfg.mlp_ratio * d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(b, l, d) -> (b, l, d)"""
+        x = x + self.mixer(self.norm_mixer(x))
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        if cfg.mixer not in ("mamba", "attention"):
+            raise ValueError(f"unknown mixer {cfg.mixer!r}")
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(b, l, d) -> (b, l, d)"""
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)

@@ -1,0 +1,94 @@
+"""Mamba-GINR: the one place where tokenizer, position tokens, encoder and hyponet meet.
+
+Shape glossary (used in the comments of every tensor line):
+    b batch    c channels    k spatial rank (2 images, 3 volumes)
+    n patch tokens    m LP tokens    l = n + m sequence length
+    d model width     q query points
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ginr_cli.nn.config import GINRConfig
+from ginr_cli.nn.coords import cell_centres, cell_size
+from ginr_cli.nn.encoder import Encoder
+from ginr_cli.nn.hyponet import Hyponet
+from ginr_cli.nn.position_tokens import LearnablePositions
+from ginr_cli.nn.tokenizer import PatchTokenizer, to_padded_frame
+
+# Query points decoded per call of the hyponet: bounds activation memory whatever the output size.
+DECODE_CHUNK = 32768
+
+
+class MambaGINR(nn.Module):
+    def __init__(self, cfg: GINRConfig):
+        super().__init__()
+        if cfg.rank not in (2, 3):
+            raise ValueError(f"rank must be 2 or 3, got {cfg.rank}")
+        self.cfg = cfg
+        d = cfg.encoder.d_model
+        self.tokenizer = PatchTokenizer(cfg.tokenizer, cfg.rank, cfg.in_channels, d)
+        self.positions = LearnablePositions(cfg.positions, d)
+        self.encoder = Encoder(cfg.encoder)
+        self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x (b, c, *spatial) -> LP latents (b, m, d). Any spatial size; the tokenizer pads to the patch."""
+        if x.dim() != 2 + self.cfg.rank or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(
+                f"expected input (b, {self.cfg.in_channels}, {', '.join('*' * self.cfg.rank)}), "
+                f"got {tuple(x.shape)}"
+            )
+        tokens = self.tokenizer(x)  # (b, n, d)
+        seq = self.positions.interleave(tokens)  # (b, l, d)
+        seq = self.encoder(seq)  # (b, l, d)
+        return self.positions.extract(seq)  # (b, m, d)
+
+    def decode(
+        self,
+        latents: Tensor,
+        coords: Tensor,
+        cell: Tensor | None = None,
+        shape: Sequence[int] | None = None,
+        chunk_size: int = DECODE_CHUNK,
+    ) -> Tensor:
+        """latents (b, m, d), coords (b, q, k) in [-1, 1] -> values (b, q, c).
+
+        `cell` (b, q, k), (b, k) or (k,): the side of one output cell in [-1, 1] units, so the decoder
+        knows the output resolution; by default the cell of an input of `cfg.input_size`.
+        `shape`: the spatial shape the latents were encoded from; needed when it was not a multiple of
+        the patch, to map the coordinates into the padded frame the encoder saw.
+        Queries are decoded `chunk_size` at a time, so memory is bounded whatever q is.
+        """
+        b, q, k = coords.shape
+        if cell is None:
+            cell = cell_size([self.cfg.input_size] * k, device=coords.device, dtype=coords.dtype)
+        if cell.dim() == 2:  # (b, k)
+            cell = cell[:, None]
+        cell = cell.to(coords.dtype).expand(b, q, k)  # (b, q, k)
+        if shape is not None:
+            coords, cell = to_padded_frame(coords, cell, shape, self.cfg.tokenizer.patch_size)
+        latents = latents.to(coords.dtype)
+        chunks = [
+            self.hyponet(coords[:, i : i + chunk_size], cell[:, i : i + chunk_size], latents)  # (b, q', c)
+            for i in range(0, q, chunk_size)
+        ]
+        return torch.cat(chunks, dim=1)  # (b, q, c)
+
+    def decode_grid(
+        self, latents: Tensor, out_shape: Sequence[int], shape: Sequence[int] | None = None
+    ) -> Tensor:
+        """Render the whole field on a regular grid of `out_shape` cells: (b, c, *out_shape)."""
+        b = latents.shape[0]
+        coords = cell_centres(out_shape, device=latents.device).flatten(0, -2)  # (q, k)
+        cell = cell_size(out_shape, device=latents.device)  # (k,)
+        values = self.decode(latents, coords.expand(b, -1, -1), cell, shape=shape)  # (b, q, c)
+        return values.transpose(1, 2).reshape(b, -1, *out_shape)  # (b, c, *out_shape)
+
+    def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None) -> Tensor:
+        """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c)"""
+        return self.decode(self.encode(x), coords, cell, shape=x.shape[2:])

@@ -1,0 +1,72 @@
+"""Learnable position tokens (LPs): M parameter vectors interleaved into the patch-token sequence.
+
+One index buffer per token count decides where the LPs sit; `interleave` writes them there and `extract`
+reads them back from the same indices, so insertion and extraction cannot disagree.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ginr_cli.nn.config import PositionConfig
+
+
+def lp_indices(n: int, m: int, placement: str, group_size: int = 2) -> list[int]:
+    """Positions of the m LPs in a sequence of n + m tokens, ascending.
+
+    equidistant: LP i after floor(i * n / m) patch tokens, i.e. at i + floor(i * n / m)
+                 (n=64, m=16 -> 0, 5, 10, ..., 75)
+    middle:      all LPs together, after the first n // 2 patch tokens
+    n-group:     m / group_size groups of adjacent LPs, the patch tokens spread evenly between groups
+                 (equidistant is n-group with groups of one)
+    """
+    if placement == "middle":
+        return list(range(n // 2, n // 2 + m))
+    if placement in ("equidistant", "n-group"):
+        size = 1 if placement == "equidistant" else group_size
+        if m % size:
+            raise ValueError(f"n-group placement: {m} LPs do not split into groups of {size}")
+        groups = m // size
+        return [j * size + j * n // groups + i for j in range(groups) for i in range(size)]
+    raise ValueError(f"unknown LP placement {placement!r}")
+
+
+class LearnablePositions(nn.Module):
+    def __init__(self, cfg: PositionConfig, d_model: int):
+        super().__init__()
+        self.cfg = cfg
+        self.lps = nn.Parameter(torch.randn(cfg.num_lp, d_model) * 0.02)  # (m, d)
+        self._orders: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def indices(self, n: int) -> tuple[Tensor, Tensor]:
+        """For n patch tokens: (lp_index (m,), order (n + m,)), cached per n.
+
+        `order[j]` is the row of cat([lps, tokens]) that lands at sequence position j; `lp_index` are the
+        positions of the LPs, derived from the same placement, so order[lp_index] == arange(m).
+        """
+        if n not in self._orders:
+            m = self.cfg.num_lp
+            lp_index = torch.tensor(lp_indices(n, m, self.cfg.placement, self.cfg.group_size))
+            is_lp = torch.zeros(n + m, dtype=torch.bool)
+            is_lp[lp_index] = True
+            order = torch.empty(n + m, dtype=torch.long)
+            order[is_lp] = torch.arange(m)
+            order[~is_lp] = torch.arange(m, n + m)
+            self._orders[n] = (lp_index, order)
+        lp_index, order = self._orders[n]
+        device = self.lps.device
+        return lp_index.to(device), order.to(device)
+
+    def interleave(self, tokens: Tensor) -> Tensor:
+        """tokens (b, n, d) -> sequence (b, n + m, d) with the LPs at their positions."""
+        b, n, _ = tokens.shape
+        _, order = self.indices(n)
+        lps = self.lps.to(tokens.dtype).expand(b, -1, -1)  # (b, m, d)
+        return torch.cat([lps, tokens], dim=1)[:, order]  # (b, n + m, d)
+
+    def extract(self, seq: Tensor) -> Tensor:
+        """sequence (b, n + m, d) -> the LP outputs (b, m, d)."""
+        n = seq.shape[1] - self.cfg.num_lp
+        lp_index, _ = self.indices(n)
+        return seq[:, lp_index]  # (b, m, d)

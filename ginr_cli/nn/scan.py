@@ -1,0 +1,215 @@
+"""The selective scan of Mamba (S6), with one entry point over several backends.
+
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t        (per channel e, per state s)
+    y_t = <h_t, C_t> + D * u_t,   then  y_t * silu(z_t)  when z is given
+
+Shapes follow mamba-ssm's `selective_scan_fn`: u, delta, z (b, e, l); A (e, s); D, delta_bias (e,);
+B, C (b, s, l), or (b, g, s, l) for g groups of e / g channels with their own B and C (how BiMamba runs
+both directions in one call).
+
+Backends, all held to `selective_scan_ref` by the tests:
+- "reference": the recurrence as written, one time step at a time. Slow, readable, the ground truth.
+- "torch":     pure PyTorch, time-major, runs everywhere. The default where nothing faster is available.
+- "cpp":       a fused C++ loop for the CPU, compiled at first use (`scan_cpu.py`).
+- "cuda":      mamba-ssm's fused kernel, when it is installed and the tensors are on CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "reference", "torch", "cpp", "cuda"]
+
+# Time steps per block in the pure-PyTorch backend: bounds the (steps, b, e, s) state buffer without grad.
+TORCH_BLOCK = 256
+
+try:  # optional: the fused CUDA kernel (pip install 'ginr[cuda]')
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
+except Exception:  # ImportError, or a broken build that fails at import
+    _mamba_ssm_scan = None
+
+
+def _discretize_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool) -> Tensor:
+    if delta_bias is not None:
+        delta = delta + delta_bias[..., None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def _finish(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
+    if D is not None:
+        y = y + u * D[..., None]
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+def _per_channel(BC: Tensor, e: int) -> Tensor:
+    """(b, s, l) -> (b, 1, s, l); grouped (b, g, s, l) -> (b, e, s, l), each group repeated e / g times."""
+    return BC[:, None] if BC.dim() == 3 else BC.repeat_interleave(e // BC.shape[1], dim=1)
+
+
+def selective_scan_ref(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+) -> Tensor:
+    """The readable reference: the recurrence one step at a time. Returns y (b, e, l)."""
+    delta = _discretize_delta(delta, delta_bias, delta_softplus)
+    b, e, l = u.shape
+    B, C = _per_channel(B, e), _per_channel(C, e)  # (b, e or 1, s, l)
+    h = u.new_zeros(b, e, A.shape[1])  # (b, e, s)
+    ys = []
+    for t in range(l):
+        decay = torch.exp(delta[:, :, t, None] * A)  # (b, e, s)
+        drive = delta[:, :, t, None] * B[..., t] * u[:, :, t, None]  # (b, e, s)
+        h = decay * h + drive  # (b, e, s)
+        ys.append((h * C[..., t]).sum(-1))  # (b, e)
+    y = torch.stack(ys, dim=-1)  # (b, e, l)
+    return _finish(y, u, D, z)
+
+
+def _scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
+    """Pure PyTorch, time-major so each step touches one contiguous (b, e, s) slice.
+
+    With autograd the steps are `unbind` slices combined out of place: indexing `x[:, t]` in a loop would
+    make the backward quadratic in l. Without autograd the states are written in place, block by block,
+    so memory stays O(block * e * s) however long the sequence.
+    """
+    delta = _discretize_delta(delta, delta_bias, delta_softplus)
+    b, e, l = u.shape
+    if B.dim() == 3:
+        B, C = B[:, None], C[:, None]  # one group: (b, 1, s, l)
+    g, s = B.shape[1], A.shape[1]
+    delta_t = delta.permute(2, 0, 1).contiguous()  # (l, b, e)
+    du_t = (delta * u).permute(2, 0, 1).reshape(l, b, g, e // g, 1)  # (l, b, g, e/g, 1)
+    B_t = B.permute(3, 0, 1, 2).reshape(l, b, g, 1, s).contiguous()  # (l, b, g, 1, s)
+    C_t = C.permute(3, 0, 1, 2).contiguous()  # (l, b, g, s)
+    h = u.new_zeros(b, e, s)  # (b, e, s)
+    ys = []
+    grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (u, delta, A, B, C, delta_bias)
+    )
+    for start in range(0, l, TORCH_BLOCK):
+        stop = min(start + TORCH_BLOCK, l)
+        decay = torch.exp(delta_t[start:stop, :, :, None] * A)  # (t, b, e, s)
+        drive = (du_t[start:stop] * B_t[start:stop]).view(stop - start, b, e, s)  # (t, b, e, s)
+        if grad:
+            states = []
+            for decay_i, drive_i in zip(decay.unbind(0), drive.unbind(0), strict=True):
+                h = torch.addcmul(drive_i, decay_i, h)  # (b, e, s)
+                states.append(h)
+            hs = torch.stack(states)  # (t, b, e, s)
+        else:
+            hs = drive  # overwritten in place with the states
+            for i in range(stop - start):
+                h = hs[i].addcmul_(decay[i], h)  # (b, e, s)
+        hs = hs.view(stop - start, b, g, e // g, s)
+        ys.append(torch.einsum("tbgcs,tbgs->tbgc", hs, C_t[start:stop]).reshape(stop - start, b, e))
+    y = torch.cat(ys).permute(1, 2, 0)  # (b, e, l)
+    return _finish(y, u, D, z)
+
+
+def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
+    return _mamba_ssm_scan(
+        u.contiguous(),
+        delta.contiguous(),
+        A.contiguous(),
+        B.contiguous(),
+        C.contiguous(),
+        D=None if D is None else D.float(),
+        z=None if z is None else z.contiguous(),
+        delta_bias=None if delta_bias is None else delta_bias.float(),
+        delta_softplus=delta_softplus,
+    )
+
+
+def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
+    from ginr_cli.nn.scan_cpu import selective_scan_cpu
+
+    if B.dim() == 3:
+        return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    # Grouped B and C: one call per group of channels (the kernel is parallel over channels anyway).
+    g = B.shape[1]
+
+    def part(x: Tensor | None, j: int, dim: int) -> Tensor | None:
+        return None if x is None else x.chunk(g, dim)[j]
+
+    ys = [
+        selective_scan_cpu(
+            part(u, j, 1),
+            part(delta, j, 1),
+            part(A, j, 0),
+            B[:, j],
+            C[:, j],
+            part(D, j, 0),
+            part(z, j, 1),
+            part(delta_bias, j, 0),
+            delta_softplus,
+        )
+        for j in range(g)
+    ]
+    return torch.cat(ys, dim=1)
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this process (the cpp one may still fall back if its build fails)."""
+    names = ["reference", "torch"]
+    from ginr_cli.nn import scan_cpu
+
+    if scan_cpu.can_build():
+        names.append("cpp")
+    if _mamba_ssm_scan is not None and torch.cuda.is_available():
+        names.append("cuda")
+    return names
+
+
+def resolve_backend(backend: Backend, device: torch.device) -> str:
+    """The concrete backend `auto` means for tensors on `device`."""
+    if backend != "auto":
+        return backend
+    if device.type == "cuda" and _mamba_ssm_scan is not None:
+        return "cuda"
+    if device.type == "cpu":
+        from ginr_cli.nn import scan_cpu
+
+        if scan_cpu.ready():
+            return "cpp"
+    return "torch"
+
+
+_BACKENDS = {"reference": selective_scan_ref, "torch": _scan_torch, "cpp": _scan_cpp, "cuda": _scan_cuda}
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: Backend = "auto",
+) -> Tensor:
+    """Run the selective scan on the chosen backend. Returns y (b, e, l) in u's dtype."""
+    name = resolve_backend(backend, u.device)
+    if name == "cuda" and (_mamba_ssm_scan is None or u.device.type != "cuda"):
+        raise RuntimeError(
+            "the 'cuda' scan backend needs mamba-ssm and CUDA tensors: pip install 'ginr[cuda]' on a CUDA "
+            "machine, or use backend='auto'"
+        )
+    return _BACKENDS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus)

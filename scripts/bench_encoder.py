@@ -1,0 +1,163 @@
+"""Benchmark: the BiMamba encoder against the attention encoder at equal width and depth.
+
+Forward time (inference mode) and peak memory for each sequence length, side by side in one run. Each
+(mixer, L) runs in a fresh subprocess so its peak resident memory can be measured on its own.
+
+    python scripts/bench_encoder.py                       # d=256, depth 6, batch 1, L = 256 ... 16384
+    python scripts/bench_encoder.py --json                # last line: {"results": [...]}
+    python scripts/bench_encoder.py --lengths 1024 4096 --backward --plot encoder.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def measure(
+    mixer: str, length: int, d_model: int, depth: int, backend: str, backward: bool, repeats: int
+) -> dict:
+    """Runs in the child process: build, warm up, time, and report the peak RSS added by the forward."""
+    import torch
+
+    from ginr_cli.nn.config import EncoderConfig
+    from ginr_cli.nn.encoder import Encoder
+    from ginr_cli.nn.scan import resolve_backend
+
+    torch.manual_seed(0)
+    cfg = EncoderConfig(d_model=d_model, n_layers=depth, mixer=mixer, scan_backend=backend)
+    encoder = Encoder(cfg)
+    x = torch.randn(1, length, d_model)
+    used = resolve_backend(backend, x.device) if mixer == "mamba" else "sdpa"
+
+    def step() -> None:
+        if backward:
+            encoder(x.requires_grad_()).sum().backward()
+        else:
+            with torch.inference_mode():
+                encoder(x)
+
+    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for i in range(repeats + 1):  # the first run warms up
+        start = time.perf_counter()
+        step()
+        if i:
+            times.append(time.perf_counter() - start)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "mixer": mixer,
+        "L": length,
+        "backend": used,
+        "fwd_s" if not backward else "fwd_bwd_s": statistics.median(times),
+        "peak_mb": max(peak_kb - base_kb, 0) / 1024,
+    }
+
+
+def run_child(args: argparse.Namespace, mixer: str, length: int) -> dict | None:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mixer,
+        str(length),
+        "--d-model",
+        str(args.d_model),
+        "--depth",
+        str(args.depth),
+        "--backend",
+        args.backend,
+        "--repeats",
+        str(args.repeats),
+    ]
+    if args.backward:
+        cmd.append("--backward")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as err:  # out of memory, most likely
+        print(f"{mixer} L={length} failed: {err.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    parser.add_argument("--mixers", nargs="+", default=["mamba", "attention"])
+    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--backend", default="auto", help="scan backend for the Mamba encoder")
+    parser.add_argument("--backward", action="store_true", help="time forward + backward instead")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per (mixer, L) before it is skipped"
+    )
+    parser.add_argument("--plot", help="write a PNG plot of time against L (needs matplotlib)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        mixer, length = args.child[0], int(args.child[1])
+        print(
+            json.dumps(
+                measure(mixer, length, args.d_model, args.depth, args.backend, args.backward, args.repeats)
+            )
+        )
+        return
+
+    key = "fwd_bwd_s" if args.backward else "fwd_s"
+    results, skipped = [], []
+    for length in args.lengths:
+        for mixer in args.mixers:
+            row = run_child(args, mixer, length)
+            (results.append(row) if row else skipped.append(f"{mixer} L={length}"))
+
+    print(
+        f"encoder d={args.d_model} depth={args.depth} batch=1, "
+        f"{'forward+backward' if args.backward else 'forward'}"
+    )
+    print(f"{'L':>6} | {'mixer':>9} | {'backend':>7} | {'time s':>8} | {'peak MB':>8} | mamba speed-up")
+    by = {(r["mixer"], r["L"]): r for r in results}
+    for r in results:
+        other = by.get(("attention", r["L"]))
+        ratio = f"{other[key] / r[key]:.2f}x" if r["mixer"] == "mamba" and other else ""
+        print(
+            f"{r['L']:>6} | {r['mixer']:>9} | {r['backend']:>7} | {r[key]:>8.3f} | "
+            f"{r['peak_mb']:>8.1f} | {ratio}"
+        )
+    for name in skipped:
+        print(f"skipped (did not finish in {args.timeout:.0f} s or failed): {name}")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for mixer in args.mixers:
+            rows = [r for r in results if r["mixer"] == mixer]
+            ax.loglog([r["L"] for r in rows], [r[key] for r in rows], "o-", label=mixer)
+        ax.set(
+            xlabel="sequence length L",
+            ylabel=f"{key} (s)",
+            title=f"encoder d={args.d_model} depth={args.depth}",
+        )
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+    if args.json:
+        print(json.dumps({"results": results}))
+
+
+if __name__ == "__main__":
+    main()

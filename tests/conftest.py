@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from ginr_cli.nn.config import EncoderConfig, GINRConfig, HyponetConfig, PositionConfig, TokenizerConfig
+
+
+def tiny_config(rank: int = 2, mixer: str = "mamba", backend: str = "torch", **changes) -> GINRConfig:
+    """A model small enough for unit tests: width 16, two layers."""
+    channels = 3 if rank == 2 else 1
+    cfg = GINRConfig(
+        name=f"test-{rank}d-{mixer}",
+        rank=rank,
+        in_channels=channels,
+        out_channels=channels,
+        input_size=16 if rank == 2 else 8,
+        tokenizer=TokenizerConfig(patch_size=4 if rank == 2 else 2),
+        positions=PositionConfig(num_lp=8),
+        encoder=EncoderConfig(
+            d_model=16, n_layers=2, d_state=4, n_heads=2, mixer=mixer, scan_backend=backend
+        ),
+        hyponet=HyponetConfig(d_hidden=16, n_heads=2, n_freqs=4),
+    )
+    return cfg.replace(**changes) if changes else cfg
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,91 @@
+"""Every scan backend is held to the sequential reference, forward and gradients."""
+
+import pytest
+import torch
+
+from ginr_cli.nn import scan
+from ginr_cli.nn.scan import selective_scan, selective_scan_ref
+
+INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(b, e, s, l, groups=0, dtype=torch.float64, device="cpu"):
+    g = torch.Generator().manual_seed(l * 7 + e)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).to(device).requires_grad_()
+
+    bc = (b, groups, s, l) if groups else (b, s, l)
+    return dict(
+        u=rand(b, e, l),
+        delta=rand(b, e, l, scale=0.5),
+        A=(-torch.rand(e, s, generator=g, dtype=dtype) * 3).to(device).requires_grad_(),
+        B=rand(*bc),
+        C=rand(*bc),
+        D=rand(e),
+        z=rand(b, e, l),
+        delta_bias=rand(e, scale=0.3),
+    )
+
+
+def grads(out, inputs):
+    return torch.autograd.grad(
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device).view_as(out)).sum(),
+        [inputs[k] for k in INPUTS],
+    )
+
+
+@pytest.mark.parametrize("l", [1, 37, 600])
+@pytest.mark.parametrize("groups", [0, 2])
+def test_torch_backend_matches_reference(l, groups):
+    inputs = make_inputs(2, 6, 4, l, groups)
+    ref = selective_scan_ref(**inputs, delta_softplus=True)
+    out = selective_scan(**inputs, delta_softplus=True, backend="torch")
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads(out, inputs), grads(ref, inputs), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_torch_backend_without_grad_matches_across_blocks(monkeypatch):
+    monkeypatch.setattr(scan, "TORCH_BLOCK", 16)  # several blocks, state carried across them
+    inputs = {k: v.detach().float() for k, v in make_inputs(1, 5, 3, 53).items()}
+    with torch.no_grad():
+        out = selective_scan(**inputs, backend="torch")
+    torch.testing.assert_close(out, selective_scan_ref(**inputs), rtol=1e-4, atol=1e-5)
+
+
+def test_optional_arguments_may_be_left_out():
+    inputs = make_inputs(1, 3, 2, 9)
+    kept = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
+    torch.testing.assert_close(selective_scan(**kept, backend="torch"), selective_scan_ref(**kept))
+
+
+def test_gradcheck_torch_backend():
+    inputs = make_inputs(1, 2, 2, 5, groups=2)
+
+    def fn(*xs):
+        return selective_scan(**dict(zip(INPUTS, xs, strict=True)), delta_softplus=True, backend="torch")
+
+    assert torch.autograd.gradcheck(fn, [inputs[k] for k in INPUTS])
+
+
+def test_unknown_or_unavailable_backend_is_refused():
+    inputs = {k: v.detach() for k, v in make_inputs(1, 2, 2, 3).items()}
+    if scan._mamba_ssm_scan is None:
+        with pytest.raises(RuntimeError, match="mamba-ssm"):
+            selective_scan(**inputs, backend="cuda")
+    with pytest.raises(KeyError):
+        selective_scan(**inputs, backend="nonsense")
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or scan._mamba_ssm_scan is None, reason="needs CUDA and mamba-ssm"
+)
+@pytest.mark.parametrize("l", [1, 37, 600])
+def test_cuda_backend_matches_reference(l):
+    inputs = make_inputs(2, 8, 4, l, groups=2, dtype=torch.float32, device="cuda")
+    ref = selective_scan_ref(**inputs, delta_softplus=True)
+    out = selective_scan(**inputs, delta_softplus=True, backend="cuda")
+    torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)
+    for got, want in zip(grads(out, inputs), grads(ref, inputs), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-2)
