@@ -1,0 +1,181 @@
+"""Seam-free tiling for any 2D or 3D input: plan overlapping tiles, decode each tile's share of the output
+grid, blend the overlaps with smooth weights, and stream finished output slabs so memory stays bounded by
+a band of tiles, not by the image.
+
+Positions are in source pixel units along each axis: pixel i covers [i, i + 1) and has its centre at
+i + 0.5. A tile with origin o and extent t covers [o, o + t); its decoder frame maps that to [-1, 1].
+
+Blending: along each axis a tile's weight rises with a smoothstep from o + overlap/4 to o + 3*overlap/4
+and falls symmetrically at its far end (no ramp at the image border). Consecutive tiles' ramps add up to
+one, and every output sample with a non-zero weight lies at least overlap/4 pixels inside its tile, so a
+decoder that only looks near the query (interpolation) sees the same data in every tile: no seams.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Origin = tuple[int, ...]
+# render(origins, coords, cells) -> values: for a batch of tiles, each tile's query points in its own
+# [-1, 1] frame (q_i, k) and cell size (k,), return the decoded values (q_i, c) as float32 arrays.
+Render = Callable[[list[Origin], list[np.ndarray], np.ndarray], list[np.ndarray]]
+
+
+def axis_origins(n: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins along an axis of n pixels: stride tile - overlap, the last tile flush with the end."""
+    if n <= tile:
+        return [0]
+    stride = tile - overlap
+    count = math.ceil((n - tile) / stride) + 1
+    return [min(i * stride, n - tile) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    shape: tuple[int, ...]  # source spatial shape
+    tile: tuple[int, ...]  # tile extent per axis (the model's tile, or less where the source is smaller)
+    overlap: int
+    origins: tuple[tuple[int, ...], ...]  # per axis
+
+    def __iter__(self) -> Iterator[Origin]:
+        """Tile origins in raster order, axis 0 slowest."""
+        return iter(itertools.product(*self.origins))
+
+    def __len__(self) -> int:
+        return math.prod(len(o) for o in self.origins)
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "tile": list(self.tile), "overlap": self.overlap}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TileGrid:
+        return plan_tiles(data["shape"], max(data["tile"]), data["overlap"])
+
+
+def plan_tiles(shape: Sequence[int], tile: int, overlap: int) -> TileGrid:
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap must be in [0, {tile}), got {overlap}")
+    extents = tuple(min(tile, n) for n in shape)
+    origins = tuple(tuple(axis_origins(n, t, overlap)) for n, t in zip(shape, extents, strict=True))
+    return TileGrid(tuple(shape), extents, overlap, origins)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """Where the output samples sit: per axis, cell centres in source pixel units, and the cell size."""
+
+    positions: tuple[np.ndarray, ...]
+    cell: tuple[float, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(p) for p in self.positions)
+
+    @classmethod
+    def box(cls, lo: Sequence[float], hi: Sequence[float], out_shape: Sequence[int]) -> OutputGrid:
+        """`out_shape` equal cells spanning [lo, hi) per axis (source pixel units)."""
+        cells = tuple((h - l) / n for l, h, n in zip(lo, hi, out_shape, strict=True))
+        positions = tuple(l + (np.arange(n) + 0.5) * c for l, n, c in zip(lo, out_shape, cells, strict=True))
+        return cls(positions, cells)
+
+    @classmethod
+    def full(cls, shape: Sequence[int], out_shape: Sequence[int]) -> OutputGrid:
+        """The whole field of view of a source of `shape`, resampled to `out_shape` cells."""
+        return cls.box([0.0] * len(shape), list(shape), out_shape)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def axis_weights(x: np.ndarray, origin: int, extent: int, n: int, overlap: int) -> np.ndarray:
+    """Blending weight along one axis of the tile [origin, origin + extent) at positions x."""
+    w = np.ones_like(x)
+    ramp = max(overlap / 2, 1e-9)
+    if origin > 0:
+        w *= _smoothstep((x - origin - overlap / 4) / ramp)
+    if origin + extent < n:
+        w *= _smoothstep((origin + extent - overlap / 4 - x) / ramp)
+    return w
+
+
+@dataclass
+class _TileShare:
+    """The output samples one tile decodes: an index range per axis, their weights and local coords."""
+
+    origin: Origin
+    ranges: list[tuple[int, int]]
+    weights: np.ndarray  # (*sub_shape)
+    coords: np.ndarray  # (q, k) in the tile's [-1, 1] frame
+
+
+def _share(grid: TileGrid, out: OutputGrid, origin: Origin) -> _TileShare | None:
+    ranges, weights, local = [], [], []
+    for o, t, n, x in zip(origin, grid.tile, grid.shape, out.positions, strict=True):
+        w = axis_weights(x, o, t, n, grid.overlap)
+        nonzero = np.flatnonzero(w > 0)
+        if nonzero.size == 0:
+            return None
+        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+        ranges.append((lo, hi))
+        weights.append(w[lo:hi])
+        local.append((x[lo:hi] - o) / t * 2 - 1)
+    mesh = np.meshgrid(*local, indexing="ij")
+    coords = np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)
+    weight = weights[0]
+    for w in weights[1:]:
+        weight = np.multiply.outer(weight, w)
+    return _TileShare(origin, ranges, weight.astype(np.float32), coords)
+
+
+def stitch(
+    grid: TileGrid,
+    out: OutputGrid,
+    render: Render,
+    channels: int,
+    batch: int = 8,
+    sink: Callable[[int, np.ndarray], None] | None = None,
+) -> np.ndarray | None:
+    """Decode `out` tile by tile and blend. Finished slabs along axis 0 go to `sink(start, values)` with
+    values (rows, *out.shape[1:], c) as soon as no later tile touches them; without a sink the whole
+    output (*out.shape, c) is returned. Only one band of tiles is accumulated at a time.
+    """
+    shares = [s for s in (_share(grid, out, o) for o in grid) if s is not None]
+    cells = np.array([c / t * 2 for c, t in zip(out.cell, grid.tile, strict=True)], dtype=np.float32)
+    rest = out.shape[1:]
+    pieces: list[tuple[int, np.ndarray]] = []
+    emit = sink or (lambda start, values: pieces.append((start, values)))
+    acc = np.zeros((0, *rest, channels), np.float32)  # running band of weighted sums, from row acc_lo
+    wsum = np.zeros((0, *rest), np.float32)
+    acc_lo = 0
+    for start in range(0, len(shares), batch):
+        group = shares[start : start + batch]
+        values = render([s.origin for s in group], [s.coords for s in group], cells)
+        for share, value in zip(group, values, strict=True):
+            (lo, hi), *others = share.ranges
+            if hi - acc_lo > acc.shape[0]:  # grow the band downwards
+                grow = hi - acc_lo - acc.shape[0]
+                acc = np.concatenate([acc, np.zeros((grow, *rest, channels), np.float32)])
+                wsum = np.concatenate([wsum, np.zeros((grow, *rest), np.float32)])
+            index = (slice(lo - acc_lo, hi - acc_lo), *(slice(a, b) for a, b in others))
+            sub = value.reshape(*share.weights.shape, channels)
+            acc[index] += sub * share.weights[..., None]
+            wsum[index] += share.weights
+        # Rows above the next tile's first row are final: normalise, emit and drop them.
+        done = shares[start + batch].ranges[0][0] if start + batch < len(shares) else acc_lo + acc.shape[0]
+        if done > acc_lo:
+            k = done - acc_lo
+            emit(acc_lo, acc[:k] / np.maximum(wsum[:k], 1e-12)[..., None])
+            acc, wsum, acc_lo = acc[k:], wsum[k:], done
+    if sink is not None:
+        return None
+    result = np.zeros((*out.shape, channels), np.float32)
+    for begin, values in pieces:
+        result[begin : begin + values.shape[0]] = values
+    return result
