@@ -26,3 +26,11 @@ def tiny_config(rank: int = 2, mixer: str = "mamba", backend: str = "torch", **c
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def untrained(model):
+    """Give the decoder's zero-initialised output layer random weights, so every part shows in the output."""
+    last = model.hyponet.mlp[-1]
+    torch.nn.init.normal_(last.weight, std=0.3)
+    torch.nn.init.normal_(last.bias, std=0.3)
+    return model

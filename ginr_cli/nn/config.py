@@ -48,6 +48,10 @@ class HyponetConfig:
     n_heads: int = 8
     n_attn_layers: int = 2  # cross-attention layers from query points to the LP latents
     n_mlp_layers: int = 2
+    # The decoder may be given a base: the input interpolated at the query points. It then predicts a
+    # correction to it (upscaling starts from bicubic quality); without one (decoding a stored latent)
+    # it predicts the values themselves. One model serves both; training alternates the two.
+    use_base: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ginr_cli.nn.config import GINRConfig
-from ginr_cli.nn.coords import cell_centres, cell_size
+from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at
 from ginr_cli.nn.encoder import Encoder
 from ginr_cli.nn.hyponet import Hyponet
 from ginr_cli.nn.position_tokens import LearnablePositions
@@ -54,6 +54,7 @@ class MambaGINR(nn.Module):
         coords: Tensor,
         cell: Tensor | None = None,
         shape: Sequence[int] | None = None,
+        base: Tensor | None = None,
         chunk_size: int = DECODE_CHUNK,
     ) -> Tensor:
         """latents (b, m, d), coords (b, q, k) in [-1, 1] -> values (b, q, c).
@@ -62,6 +63,8 @@ class MambaGINR(nn.Module):
         knows the output resolution; by default the cell of an input of `cfg.input_size`.
         `shape`: the spatial shape the latents were encoded from; needed when it was not a multiple of
         the patch, to map the coordinates into the padded frame the encoder saw.
+        `base` (b, q, c): the input interpolated at the coords (see `interpolate_at`), when the decoder
+        should refine it (upscaling); None to decode from the latents alone.
         Queries are decoded `chunk_size` at a time, so memory is bounded whatever q is.
         """
         b, q, k = coords.shape
@@ -74,21 +77,38 @@ class MambaGINR(nn.Module):
             coords, cell = to_padded_frame(coords, cell, shape, self.cfg.tokenizer.patch_size)
         latents = latents.to(coords.dtype)
         chunks = [
-            self.hyponet(coords[:, i : i + chunk_size], cell[:, i : i + chunk_size], latents)  # (b, q', c)
+            self.hyponet(
+                coords[:, i : i + chunk_size],
+                cell[:, i : i + chunk_size],
+                latents,
+                None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
+            )  # (b, q', c)
             for i in range(0, q, chunk_size)
         ]
         return torch.cat(chunks, dim=1)  # (b, q, c)
 
     def decode_grid(
-        self, latents: Tensor, out_shape: Sequence[int], shape: Sequence[int] | None = None
+        self,
+        latents: Tensor,
+        out_shape: Sequence[int],
+        shape: Sequence[int] | None = None,
+        x: Tensor | None = None,
     ) -> Tensor:
-        """Render the whole field on a regular grid of `out_shape` cells: (b, c, *out_shape)."""
+        """Render the whole field on a regular grid of `out_shape` cells: (b, c, *out_shape).
+        Given the input `x`, the decoder refines its interpolation (when the model uses a base)."""
         b = latents.shape[0]
-        coords = cell_centres(out_shape, device=latents.device).flatten(0, -2)  # (q, k)
+        coords = cell_centres(out_shape, device=latents.device).flatten(0, -2).expand(b, -1, -1)  # (b, q, k)
         cell = cell_size(out_shape, device=latents.device)  # (k,)
-        values = self.decode(latents, coords.expand(b, -1, -1), cell, shape=shape)  # (b, q, c)
+        values = self.decode(latents, coords, cell, shape=shape, base=self.base(x, coords))  # (b, q, c)
         return values.transpose(1, 2).reshape(b, -1, *out_shape)  # (b, c, *out_shape)
 
-    def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None) -> Tensor:
-        """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c)"""
-        return self.decode(self.encode(x), coords, cell, shape=x.shape[2:])
+    def base(self, x: Tensor | None, coords: Tensor) -> Tensor | None:
+        """The decoder's base at coords (b, q, k): x interpolated there (None without x or use_base)."""
+        if x is None or not self.cfg.hyponet.use_base:
+            return None
+        return interpolate_at(x, coords)  # (b, q, c)
+
+    def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None, use_base: bool = True) -> Tensor:
+        """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation."""
+        base = self.base(x, coords) if use_base else None
+        return self.decode(self.encode(x), coords, cell, shape=x.shape[2:], base=base)

@@ -3,6 +3,10 @@
 A query is embedded from Fourier features of its coordinates and the log of the target cell size (so the
 decoder knows the output resolution, as LIIF's cell decoding does), attends to the m LP latents in a few
 pre-norm cross-attention layers, and an MLP maps the result to the output channels.
+
+With `use_base`, a query may also carry a base value (the input interpolated there): it is an input
+feature and the output is base + correction. A flag feature tells the decoder whether a base was given.
+The last layer starts at zero, so an untrained decoder returns the base.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ class Hyponet(nn.Module):
     def __init__(self, cfg: HyponetConfig, rank: int, d_latent: int, out_channels: int):
         super().__init__()
         self.n_freqs = cfg.n_freqs
-        self.embed = nn.Linear(rank * 2 * cfg.n_freqs + rank, cfg.d_hidden)
+        self.out_channels = out_channels
+        self.use_base = cfg.use_base
+        base_features = out_channels + 1 if cfg.use_base else 0
+        self.embed = nn.Linear(rank * 2 * cfg.n_freqs + rank + base_features, cfg.d_hidden)
         self.latent_norm = nn.LayerNorm(d_latent)
         self.layers = nn.ModuleList(
             CrossAttentionLayer(cfg.d_hidden, d_latent, cfg.n_heads) for _ in range(cfg.n_attn_layers)
@@ -44,12 +51,22 @@ class Hyponet(nn.Module):
         for _ in range(cfg.n_mlp_layers - 1):
             mlp += [nn.Linear(cfg.d_hidden, cfg.d_hidden), nn.GELU()]
         self.mlp = nn.Sequential(*mlp, nn.Linear(cfg.d_hidden, out_channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, coords: Tensor, cell: Tensor, latents: Tensor) -> Tensor:
-        """coords (b, q, k) in [-1, 1], cell (b, q, k) cell sides, latents (b, m, d) -> values (b, q, c)"""
-        features = torch.cat([fourier_features(coords, self.n_freqs), torch.log2(cell)], dim=-1)  # (b, q, f)
-        h = self.embed(features)  # (b, q, d_hidden)
+    def forward(self, coords: Tensor, cell: Tensor, latents: Tensor, base: Tensor | None = None) -> Tensor:
+        """coords (b, q, k) in [-1, 1], cell (b, q, k) cell sides, latents (b, m, d),
+        base (b, q, c) or None -> values (b, q, c)"""
+        features = [fourier_features(coords, self.n_freqs), torch.log2(cell)]  # (b, q, f) each
+        if self.use_base:
+            given = base is not None
+            base_in = base if given else coords.new_zeros(*coords.shape[:2], self.out_channels)  # (b, q, c)
+            features += [base_in, coords.new_full((*coords.shape[:2], 1), float(given))]
+        elif base is not None:
+            raise ValueError("this decoder was built without use_base; it takes no base")
+        h = self.embed(torch.cat(features, dim=-1))  # (b, q, d_hidden)
         latents = self.latent_norm(latents)  # (b, m, d)
         for layer in self.layers:
             h = layer(h, latents)  # (b, q, d_hidden)
-        return self.mlp(h)  # (b, q, c)
+        out = self.mlp(h)  # (b, q, c)
+        return out if base is None else base + out
