@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ginr_cli import __version__
-from ginr_cli.cli import info
+from ginr_cli.cli import info, train
 
 app = typer.Typer(
     name="ginr",
@@ -37,6 +37,7 @@ def _root(
 
 
 app.command("info")(info.info)
+app.command("train")(train.train)
 
 
 def main() -> None:

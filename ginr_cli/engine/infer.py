@@ -1,0 +1,125 @@
+"""Inference: encode a source tile by tile, and render any output grid from a model or from stored latents.
+
+Sources here are normalised float32 arrays (c, *spatial) in model units; `tiling.stitch` does the
+blending and streams the output, these functions supply its `render` callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ginr_cli.engine.tiling import OutputGrid, Render, TileGrid, plan_tiles, stitch
+from ginr_cli.errors import UsageError
+from ginr_cli.nn.ginr import MambaGINR
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise UsageError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {spec!r} asked for, but this machine has no CUDA device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {spec!r} asked for, but MPS is not available here")
+    return device
+
+
+def fit_channels(
+    source: np.ndarray, model: MambaGINR
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Adapt a source's channels to the model's: a gray source runs through a colour model as three equal
+    channels and the output is averaged back. Returns (source, map from model output to source channels)."""
+    have, want = source.shape[0], model.cfg.in_channels
+    if have == want:
+        return source, lambda values: values
+    if have == 1 and want == 3:
+        return np.repeat(source, 3, axis=0), lambda values: values.mean(axis=-1, keepdims=True)
+    raise UsageError(f"the model takes {want} channel(s); this input has {have}")
+
+
+def default_grid(model: MambaGINR, shape, tile: int | None = None, overlap: int | None = None) -> TileGrid:
+    tile = tile or model.cfg.input_size
+    overlap = overlap if overlap is not None else max(4, tile // 4)
+    return plan_tiles(shape, tile, min(overlap, tile - 1))
+
+
+def _crop(source: np.ndarray, origin, grid: TileGrid) -> np.ndarray:
+    return source[(slice(None), *(slice(o, o + t) for o, t in zip(origin, grid.tile, strict=True)))]
+
+
+def _decode_each(model, latents, coords, cells, grid, device, tiles=None) -> list[np.ndarray]:
+    """Decode each tile's points; with the tiles themselves, the decoder refines their interpolation."""
+    cell = torch.from_numpy(cells).to(device)
+    values = []
+    for i, c in enumerate(coords):
+        points = torch.from_numpy(c).to(device)[None]  # (1, q, k)
+        base = None if tiles is None else model.base(tiles[i : i + 1], points)  # (1, q, c)
+        out = model.decode(latents[i : i + 1], points, cell, shape=grid.tile, base=base)  # (1, q, c)
+        values.append(out[0].float().cpu().numpy())
+    return values
+
+
+def model_render(model: MambaGINR, source: np.ndarray, grid: TileGrid, device: torch.device) -> Render:
+    """Render callback that encodes each batch of tiles from `source` (c, *spatial), then decodes them."""
+
+    def render(origins, coords, cells):
+        tiles = torch.from_numpy(np.stack([_crop(source, o, grid) for o in origins])).to(device)
+        with torch.inference_mode():
+            latents = model.encode(tiles)  # (b, m, d)
+            return _decode_each(model, latents, coords, cells, grid, device, tiles)
+
+    return render
+
+
+def latent_render(model: MambaGINR, latents: torch.Tensor, grid: TileGrid, device: torch.device) -> Render:
+    """Render callback that decodes stored latents (tiles, m, d), in the grid's raster order."""
+    index = {origin: i for i, origin in enumerate(grid)}
+
+    def render(origins, coords, cells):
+        batch = latents[[index[o] for o in origins]].to(device)
+        with torch.inference_mode():
+            return _decode_each(model, batch, coords, cells, grid, device)
+
+    return render
+
+
+def encode_tiles(
+    model: MambaGINR, source: np.ndarray, grid: TileGrid, device: torch.device, batch: int = 8
+) -> torch.Tensor:
+    """Latents of every tile of `source` (c, *spatial), in the grid's raster order: (tiles, m, d) on CPU."""
+    origins = list(grid)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(origins), batch):
+            tiles = np.stack([_crop(source, o, grid) for o in origins[start : start + batch]])
+            out.append(model.encode(torch.from_numpy(tiles).to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def resample(
+    model: MambaGINR,
+    source: np.ndarray,
+    out: OutputGrid,
+    device: torch.device,
+    grid: TileGrid | None = None,
+    batch: int = 8,
+    sink: Callable[[int, np.ndarray], None] | None = None,
+) -> np.ndarray | None:
+    """Render `out` from `source` (c, *spatial, model units) with the model, tile by tile.
+
+    Returns (*out.shape, c) in model units, or streams slabs to `sink` (see `tiling.stitch`).
+    """
+    fitted, back = fit_channels(source, model)
+    grid = grid or default_grid(model, source.shape[1:])
+    render = model_render(model, np.ascontiguousarray(fitted, dtype=np.float32), grid, device)
+    if sink is None:
+        return back(stitch(grid, out, render, model.cfg.out_channels, batch))
+    stitch(grid, out, render, model.cfg.out_channels, batch, sink=lambda s, v: sink(s, back(v)))
+    return None

@@ -1,0 +1,321 @@
+"""The training engine: arbitrary-scale super-resolution on a folder of images or volumes.
+
+One process, or data-parallel under `torchrun` (DDP: NCCL on CUDA, gloo on CPU; only rank 0 writes).
+A run folder holds:
+    train.json          the resolved training options and model config
+    log.csv             step, loss, learning rate, seconds, and validation PSNR when measured
+    checkpoint/         config.json + model.safetensors + trainer.safetensors (optimizer, step), atomic
+    model/              the final model folder, ready for `ginr upscale --model`
+    preview-STEP.png    input | bicubic | ginr | truth, side by side (images)
+Resuming restores model, optimizer, schedule and step; samples depend only on (seed, index), so a resumed
+run on the CPU continues the same loss curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ginr_cli.engine import data as training_data
+from ginr_cli.engine.infer import pick_device
+from ginr_cli.errors import GinrError, UsageError
+from ginr_cli.io.atomic import atomic_path
+from ginr_cli.io.checkpoints import find_model, load_model, save_model
+from ginr_cli.nn.config import preset
+from ginr_cli.nn.ginr import MambaGINR
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    data: str
+    out: str
+    kind: str = "image"  # "image" or "volume"
+    model: str = "tiny-2d"  # a preset name for a new model
+    name: str | None = None  # the new model's name (default: the preset's)
+    init_from: str | None = None  # a model folder or shipped model to fine-tune instead
+    val_data: str | None = None  # held-out files for the validation PSNR (default: the training files)
+    steps: int = 2000
+    batch: int = 8
+    queries: int = 1024
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    clip: float = 1.0
+    scale_min: float = 1.0
+    scale_max: float = 4.0
+    base_prob: float = 0.5  # share of samples decoded with the interpolation base (upscaling)
+    seed: int = 0
+    checkpoint_every: int = 200
+    validate_every: int = 200
+    log_every: int = 10
+    device: str = "auto"
+    resume: bool = False
+
+
+def learning_rate(step: int, opts: TrainOptions) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    progress = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    return opts.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _save_trainer(path: Path, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Optimizer state as flat tensors plus JSON metadata: no pickle."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"state.{index}.{key}": value.detach().cpu().contiguous()
+        for index, slots in state["state"].items()
+        for key, value in slots.items()
+    }
+    meta = {"param_groups": json.dumps(state["param_groups"]), "step": str(step)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _load_trainer(path: Path, optimizer: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        slots.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"])
+
+
+def _build_model(opts: TrainOptions) -> MambaGINR:
+    if opts.init_from:
+        model, _ = load_model(find_model(opts.init_from))
+        return model.train()
+    try:
+        cfg = preset(opts.model)
+        cfg = cfg.replace(name=opts.name) if opts.name else cfg
+    except KeyError as err:
+        raise UsageError(str(err.args[0])) from err
+    expected_rank = 2 if opts.kind == "image" else 3
+    if cfg.rank != expected_rank:
+        raise UsageError(f"preset {opts.model!r} is for rank {cfg.rank} data, but --kind is {opts.kind}")
+    return MambaGINR(cfg)
+
+
+@torch.no_grad()
+def validate(
+    model: MambaGINR, arrays, spec: training_data.SampleSpec, device, seed: int, preview: Path | None
+):
+    """PSNR (model units span 2, so peak 2) of ginr with its base and of plain bicubic, on whole crops."""
+    model.eval()
+    ours, bicubic = [], []
+    panels = []
+    for scale in (2.0, 4.0):
+        rng = np.random.default_rng([seed, 99, int(scale)])
+        array = arrays[int(rng.integers(len(arrays)))]
+        t = spec.tile
+        hr = [min(n, round(t * scale)) for n in array.shape[1:]]
+        start = [int(rng.integers(n - h + 1)) for n, h in zip(array.shape[1:], hr, strict=True)]
+        crop = array[(slice(None), *(slice(a, a + h) for a, h in zip(start, hr, strict=True)))].float()[None]
+        mode = "bicubic" if model.cfg.rank == 2 else "area"
+        kw = {"antialias": True, "align_corners": False} if mode == "bicubic" else {}
+        lr = F.interpolate(crop, size=[t] * model.cfg.rank, mode=mode, **kw).to(device)
+        pred = model.decode_grid(model.encode(lr), hr, x=lr).cpu()
+        interp = "bicubic" if model.cfg.rank == 2 else "trilinear"
+        base = F.interpolate(lr.cpu(), size=hr, mode=interp, align_corners=False)
+        ours.append(_psnr(pred, crop))
+        bicubic.append(_psnr(base, crop))
+        if model.cfg.rank == 2:
+            panels.append((lr.cpu(), base, pred, crop))
+    model.train()
+    if preview is not None and panels:
+        _write_preview(preview, panels[-1])
+    return float(np.mean(ours)), float(np.mean(bicubic))
+
+
+def _psnr(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    mse = (pred.clamp(-1, 1) - truth).square().mean().item()
+    return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+
+def _write_preview(path: Path, panel) -> None:
+    from ginr_cli.io.images import ImageMeta, write_image
+
+    lr, base, pred, truth = panel
+    size = truth.shape[-2:]
+    lr_big = F.interpolate(lr, size=size, mode="nearest")
+    row = torch.cat([lr_big, base, pred, truth], dim=-1)[0]  # (c, h, 4w)
+    color = ((row.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    write_image(path, color, None, ImageMeta(format="PNG", mode="RGB", bit_depth=8, size=color.shape[:2]))
+
+
+def train(opts: TrainOptions, on_log: Callable[[dict], None] | None = None) -> Path:
+    """Run (or resume) a training run. Returns the folder of the final model."""
+    rank, world = _distributed()
+    out = Path(opts.out)
+    device = pick_device(opts.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.manual_seed(opts.seed)
+    model = _build_model(opts).to(device)
+    cfg = model.cfg
+    files = training_data.find_files(opts.data, opts.kind)
+    arrays = _load_arrays(files, opts.kind, cfg.in_channels)
+    val_arrays = (
+        _load_arrays(training_data.find_files(opts.val_data, opts.kind), opts.kind, cfg.in_channels)
+        if opts.val_data
+        else arrays
+    )
+    spec = training_data.SampleSpec(cfg.input_size, opts.queries, opts.scale_min, opts.scale_max)
+    samples = training_data.SuperResolutionSamples(
+        arrays, spec, length=opts.steps * opts.batch, seed=opts.seed
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    step = 0
+    checkpoint = out / "checkpoint"
+    if opts.resume:
+        if not (checkpoint / "trainer.safetensors").is_file():
+            raise GinrError("nothing to resume: no checkpoint in this run folder", out)
+        resumed, _ = load_model(checkpoint)
+        model.load_state_dict(resumed.state_dict())
+        step = _load_trainer(checkpoint / "trainer.safetensors", optimizer)
+        if rank == 0:
+            _truncate_log(out / "log.csv", step)
+    net = model
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "train.json") as tmp:
+            tmp.write_text(
+                json.dumps({"options": asdict(opts), "model": cfg.to_dict(), "world": world}, indent=2)
+            )
+    # The sample indices of this rank, in order; step s uses the s-th slice of `per_rank`.
+    per_rank = max(1, opts.batch // world)
+    indices = list(torch.utils.data.DistributedSampler(samples, num_replicas=world, rank=rank, shuffle=False))
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
+    board = _tensorboard(out) if rank == 0 else None
+    started = time.perf_counter()
+    model.train()
+    while step < opts.steps:
+        chosen = indices[step * per_rank : (step + 1) * per_rank]
+        batch = torch.utils.data.default_collate([samples[i] for i in chosen])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        use_base = np.random.default_rng([opts.seed, 7, step]).random() < opts.base_prob
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, opts)
+        with autocast:
+            pred = net(batch["lr"], batch["coords"], batch["cell"], use_base=use_base)
+        loss = F.l1_loss(pred.float(), batch["target"])
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+            optimizer.step()
+        else:  # NaN guard: skip the update, keep going
+            log.warning("step %d: non-finite loss, update skipped", step)
+        step += 1
+        if rank != 0:
+            continue
+        row = {
+            "step": step,
+            "loss": round(loss.item(), 6),
+            "lr": f"{learning_rate(step - 1, opts):.3e}",
+            "seconds": round(time.perf_counter() - started, 2),
+            "psnr": "",
+            "psnr_bicubic": "",
+        }
+        if step % opts.validate_every == 0 or step == opts.steps:
+            preview = out / f"preview-{step:06d}.png" if cfg.rank == 2 else None
+            ours, bicubic = validate(model, val_arrays, spec, device, opts.seed, preview)
+            row["psnr"], row["psnr_bicubic"] = round(ours, 3), round(bicubic, 3)
+        if step % opts.log_every == 0 or row["psnr"] != "":
+            _append_csv(out / "log.csv", row)
+            if board:
+                for key in ("loss", "psnr", "psnr_bicubic"):
+                    if row[key] != "":
+                        board.add_scalar(key, row[key], step)
+            if on_log:
+                on_log(row)
+        if step % opts.checkpoint_every == 0 or step == opts.steps:
+            save_model(model, checkpoint)
+            _save_trainer(checkpoint / "trainer.safetensors", optimizer, step)
+    final = out / "model"
+    if rank == 0:
+        save_model(model, final)
+    if world > 1:
+        _record_rank_fingerprints(model, out, rank, world)
+        dist.destroy_process_group()
+    return final
+
+
+def _load_arrays(files: list[Path], kind: str, channels: int) -> list[torch.Tensor]:
+    if kind == "image":
+        return training_data.load_image_arrays(files, channels)
+    return training_data.load_volume_arrays(files)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log rows written after the checkpoint, so the log reads as one run."""
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    path.unlink()
+    for row in rows:
+        _append_csv(path, row)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _record_rank_fingerprints(model: MambaGINR, out: Path, rank: int, world: int) -> None:
+    """Gather every rank's weight fingerprint; rank 0 writes them to ranks.json (they must all agree)."""
+    from ginr_cli.io.checkpoints import fingerprint
+
+    fingerprints: list[str | None] = [None] * world
+    dist.all_gather_object(fingerprints, fingerprint(model.state_dict()))
+    if rank == 0:
+        with atomic_path(out / "ranks.json") as tmp:
+            tmp.write_text(json.dumps({"fingerprints": fingerprints}))
