@@ -1,0 +1,150 @@
+"""Batches of files: which outputs to write where, and a loop that goes on past bad files.
+
+- Outputs keep the input's relative path and name (`suffix` and `ext` may change the name).
+- An existing output is skipped unless `overwrite`, so rerunning an interrupted batch resumes it.
+- An output is never one of the inputs; a recursive scan does not follow links out of the input folder.
+- One file's failure (a GinrError) is recorded and the batch goes on; Ctrl+C stops after cleaning up
+  (outputs are written atomically, so nothing half-written is left).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ginr_cli.errors import GinrError, UsageError
+
+DOUBLE_SUFFIXES = (".nii.gz",)
+
+
+def split_name(path: Path) -> tuple[str, str]:
+    """('scan', '.nii.gz') for scan.nii.gz; ('photo', '.jpg') for photo.jpg."""
+    name = path.name
+    for double in DOUBLE_SUFFIXES:
+        if name.lower().endswith(double):
+            return name[: -len(double)], name[-len(double) :]
+    return path.stem, path.suffix
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        if not recursive:
+            dirnames.clear()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                continue  # a link out of the input folder
+            yield path
+
+
+def plan_jobs(
+    inputs: list[Path],
+    output: Path,
+    accept: Callable[[Path], bool],
+    recursive: bool = False,
+    suffix: str = "",
+    ext: Callable[[Path], str] | None = None,
+) -> list[Job]:
+    """Jobs for every accepted file of `inputs` (files or folders). `ext(src)` gives the output extension
+    (with the dot); by default the input's. A single input file may have an output file path."""
+    ext = ext or (lambda src: split_name(src)[1])
+    jobs = []
+    for item in inputs:
+        if item.is_dir():
+            for src in _walk(item, recursive):
+                if accept(src):
+                    rel = src.relative_to(item).parent
+                    jobs.append(Job(src, output / rel / (split_name(src)[0] + suffix + ext(src))))
+        elif item.exists():
+            single_file_output = len(inputs) == 1 and not output.is_dir() and split_name(output)[1] != ""
+            if single_file_output:
+                jobs.append(Job(item, output))
+            else:
+                jobs.append(Job(item, output / (split_name(item)[0] + suffix + ext(item))))
+        else:
+            raise UsageError("no such file or folder", item)
+    sources = {job.src.resolve() for job in jobs}
+    for job in jobs:
+        if job.dst.resolve() in sources:
+            raise UsageError(
+                f"the output would overwrite an input ({job.src}); choose another output folder, --suffix or --ext",
+                job.dst,
+            )
+    return jobs
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # "done", "skipped" or "failed"
+    message: str = ""
+    seconds: float = 0.0
+    result: Any = None
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else 1 if self.failures else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": [{"input": str(o.job.src), "error": o.message} for o in self.failures],
+            "interrupted": self.interrupted,
+            "outputs": [str(o.job.dst) for o in self.outcomes if o.status == "done"],
+        }
+
+
+def run_jobs(
+    jobs: list[Job],
+    process: Callable[[Job], Any],
+    overwrite: bool = False,
+    on_start: Callable[[int, Job], None] | None = None,
+    on_end: Callable[[int, Outcome], None] | None = None,
+) -> Summary:
+    summary = Summary()
+    for index, job in enumerate(jobs):
+        if on_start:
+            on_start(index, job)
+        started = time.perf_counter()
+        if job.dst.exists() and not overwrite:
+            outcome = Outcome(job, "skipped", "output exists (use --overwrite to redo it)")
+        else:
+            try:
+                outcome = Outcome(job, "done", result=process(job))
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                break
+            except GinrError as err:
+                message = err.message if err.path in (None, job.src) else str(err)
+                outcome = Outcome(job, "failed", message)
+        outcome.seconds = time.perf_counter() - started
+        summary.outcomes.append(outcome)
+        if on_end:
+            on_end(index, outcome)
+    return summary
