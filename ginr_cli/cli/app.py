@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ginr_cli import __version__
-from ginr_cli.cli import info, train
+from ginr_cli.cli import decode, encode, evaluate, info, train, upscale
 
 app = typer.Typer(
     name="ginr",
@@ -36,8 +36,12 @@ def _root(
     """Upscale images and reconstruct volumes at any resolution with Mamba-GINR."""
 
 
-app.command("info")(info.info)
+app.command("upscale")(upscale.upscale)
+app.command("encode")(encode.encode)
+app.command("decode")(decode.decode)
 app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command("info")(info.info)
 
 
 def main() -> None:

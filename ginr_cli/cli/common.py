@@ -42,3 +42,52 @@ def report_errors(command: F) -> F:
             raise typer.Exit(err.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+PrecisionOption = Annotated[
+    str, typer.Option("--precision", help="auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16.")
+]
+BatchOption = Annotated[int, typer.Option("--batch", min=1, help="Tiles encoded at once (bounds memory).")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist.")]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also process subfolders.")]
+
+DEFAULT_MODELS = {"image": "image", "volume": "volume"}
+
+
+class Models:
+    """Loads the model for each kind of input on first use: `--model` if given, else the shipped default."""
+
+    def __init__(self, choice: str | None, device):
+        self.choice, self.device, self.loaded = choice, device, {}
+
+    def __call__(self, kind: str):
+        from ginr_cli.errors import GinrError
+        from ginr_cli.io.checkpoints import find_model, load_model
+
+        name = self.choice or DEFAULT_MODELS[kind]
+        if name not in self.loaded:
+            self.loaded[name] = load_model(find_model(name), self.device)
+        model, fp = self.loaded[name]
+        if model.cfg.rank != (2 if kind == "image" else 3):
+            raise GinrError(
+                f"model '{model.cfg.name}' is for {'images' if model.cfg.rank == 2 else 'volumes'}, not {kind}s"
+            )
+        return model, fp
+
+
+def precision_context(precision: str, device):
+    """Autocast for bf16/fp16; fp32 (the CPU default) runs as is."""
+    import contextlib
+
+    import torch
+
+    from ginr_cli.errors import UsageError
+
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    return torch.autocast(device.type, dtype=dtypes[precision])

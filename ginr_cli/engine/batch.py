@@ -79,7 +79,7 @@ def plan_jobs(
     for job in jobs:
         if job.dst.resolve() in sources:
             raise UsageError(
-                f"the output would overwrite an input ({job.src}); choose another output folder, --suffix or --ext",
+                f"the output would overwrite the input {job.src}: choose another folder, --suffix or --ext",
                 job.dst,
             )
     return jobs

@@ -76,6 +76,14 @@ class OutputGrid:
     def shape(self) -> tuple[int, ...]:
         return tuple(len(p) for p in self.positions)
 
+    def voxel_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(step, offset) per axis: output voxel j sits at source voxel index offset + step * j (voxel
+        indices have their centres at integers), what `io.geometry.grid_affine` takes."""
+        step = np.array(
+            [p[1] - p[0] if len(p) > 1 else c for p, c in zip(self.positions, self.cell, strict=True)]
+        )
+        return step, np.array([p[0] - 0.5 for p in self.positions])
+
     @classmethod
     def box(cls, lo: Sequence[float], hi: Sequence[float], out_shape: Sequence[int]) -> OutputGrid:
         """`out_shape` equal cells spanning [lo, hi) per axis (source pixel units)."""

@@ -42,17 +42,37 @@ from ginr_cli.io.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own MAX_IMAGE_PIXELS
-_EXT_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-               ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+_EXT_FORMAT = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 _PIL_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
 _NO_ALPHA = ("JPEG", "BMP")  # Pillow writes BMP alpha that readers (Pillow included) ignore
 _CAN_16 = ("PNG", "TIFF")
 _ORIENTATION, _XRES, _YRES, _RES_UNIT, _EXIF_IFD, _PIXEL_X, _PIXEL_Y = (
-    0x0112, 0x011A, 0x011B, 0x0128, 0x8769, 0xA002, 0xA003)
+    0x0112,
+    0x011A,
+    0x011B,
+    0x0128,
+    0x8769,
+    0xA002,
+    0xA003,
+)
 # EXIF orientation -> numpy view of an (h, w, c) array, as ImageOps.exif_transpose does it
-_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
-           7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a)}
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a),
+}
 _CONVERT = {"1": "L", "PA": "RGBA", "YCbCr": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "LA"}
 _KEEP = {"L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I;16N"}
 _PNG16_LOW = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}  # rawmode of the high byte -> low byte
@@ -67,19 +87,19 @@ class ImageMeta:
     """What `write_image` needs to write the image back the way it came."""
 
     path: Path | None = None
-    format: str = "PNG"           # Pillow's name: PNG, JPEG, WEBP, TIFF, BMP
-    mode: str = "RGB"             # source mode as Pillow names it; 16-bit colour as "RGB;16", "LA;16"...
-    bit_depth: int = 8            # per sample: 8 or 16
+    format: str = "PNG"  # Pillow's name: PNG, JPEG, WEBP, TIFF, BMP
+    mode: str = "RGB"  # source mode as Pillow names it; 16-bit colour as "RGB;16", "LA;16"...
+    bit_depth: int = 8  # per sample: 8 or 16
     size: tuple[int, int] = (0, 0)  # (h, w) after orientation; lets write_image infer the scale
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None  # (x, y), after orientation
-    exif: bytes | None = None     # orientation tag already removed
+    exif: bytes | None = None  # orientation tag already removed
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ImageData:
-    color: np.ndarray             # float32 (h, w, c), c in {1, 3}, in [0, 1]
-    alpha: np.ndarray | None      # float32 (h, w) in [0, 1], or None
+    color: np.ndarray  # float32 (h, w, c), c in {1, 3}, in [0, 1]
+    alpha: np.ndarray | None  # float32 (h, w) in [0, 1], or None
     meta: ImageMeta
 
 
@@ -93,6 +113,7 @@ def is_image_path(path: str | Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- reading
+
 
 def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
     """Read an image; every problem with the file raises `GinrError(one line, path)`.
@@ -117,8 +138,18 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         raise GinrError("not a PNG, JPEG, WebP, TIFF or BMP image", path) from err
     except MemoryError as err:
         raise GinrError("not enough memory to decode this image", path) from err
-    except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError,
-            struct.error, zlib.error, Image.DecompressionBombError) as err:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        EOFError,
+        IndexError,
+        KeyError,
+        struct.error,
+        zlib.error,
+        Image.DecompressionBombError,
+    ) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise GinrError(f"cannot decode image, truncated or corrupt? ({detail})", path) from err
 
@@ -149,9 +180,11 @@ def _open(path: Path, formats: tuple[str, ...] = _PIL_FORMATS) -> Iterator[Image
 
 def _check_pixels(w: int, h: int, max_pixels: int | None, path: Path) -> None:
     if max_pixels is not None and w * h > max_pixels:
-        raise GinrError(f"{w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} that guards "
-                        f"against decompression bombs; if you trust the file, pass --max-pixels {w * h}",
-                        path)
+        raise GinrError(
+            f"{w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} that guards "
+            f"against decompression bombs; if you trust the file, pass --max-pixels {w * h}",
+            path,
+        )
 
 
 def _unsupported(mode: str, path: Path) -> GinrError:
@@ -190,14 +223,20 @@ def _read_pillow(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool, 
         exif = src.getexif()  # read after load(): Pillow's TIFF loader applies and drops orientation
         orientation = exif.pop(_ORIENTATION, 1)
         keep_exif = src.format != "TIFF" and ("exif" in src.info or "Raw profile type exif" in src.info)
-        fields = dict(format="JPEG" if src.format == "MPO" else src.format, mode=mode, bit_depth=bits,
-                      icc_profile=icc, dpi=_valid_dpi(src.info.get("dpi")),
-                      exif=exif.tobytes() if keep_exif else None)
+        fields = dict(
+            format="JPEG" if src.format == "MPO" else src.format,
+            mode=mode,
+            bit_depth=bits,
+            icc_profile=icc,
+            dpi=_valid_dpi(src.info.get("dpi")),
+            exif=exif.tobytes() if keep_exif else None,
+        )
     return arr, has_alpha, orientation, fields
 
 
 def _png16(im: Image.Image, rawmode: str, path: Path) -> np.ndarray:
     """16-bit colour PNG, which Pillow decodes to 8 bits: decode it as bytes, high and low."""
+
     def decode(image: Image.Image, raw: str) -> np.ndarray:
         image.tile = [(*t[:3], raw) for t in image.tile]
         image.load()
@@ -241,12 +280,20 @@ def _read_tiff(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool, in
         page = tif.pages.first
         spp, bits = page.samplesperpixel, page.bitspersample
         photometric = {tifffile.PHOTOMETRIC.MINISBLACK: 1, tifffile.PHOTOMETRIC.RGB: 3}.get(page.photometric)
-        plain = (photometric is not None and spp >= photometric and bits in (8, 16)
-                 and page.dtype.kind == "u" and page.imagedepth == 1)
+        plain = (
+            photometric is not None
+            and spp >= photometric
+            and bits in (8, 16)
+            and page.dtype.kind == "u"
+            and page.imagedepth == 1
+        )
         if not (plain and page.compression in _TIFFFILE_CODECS):
             if bits == 16 and spp > 1:  # Pillow would truncate it to 8 bits
-                why = f"{page.compression.name} compression needs the imagecodecs package" if plain else (
-                    f"{page.photometric.name} samples are not supported")
+                why = (
+                    f"{page.compression.name} compression needs the imagecodecs package"
+                    if plain
+                    else (f"{page.photometric.name} samples are not supported")
+                )
                 raise GinrError(f"cannot read this 16-bit TIFF: {why}", path)
             return None
         _check_pixels(page.imagewidth, page.imagelength, max_pixels, path)
@@ -266,22 +313,38 @@ def _read_tiff(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool, in
         icc = tags.get(34675)
         dpi = None
         if 282 in tags and 283 in tags and (unit := tags.get(296)) is not None and unit.value in (2, 3):
-            dpi = tuple(float(n) / float(d) * (2.54 if unit.value == 3 else 1.0)
-                        for n, d in (tags[282].value, tags[283].value) if d)
+            dpi = tuple(
+                float(n) / float(d) * (2.54 if unit.value == 3 else 1.0)
+                for n, d in (tags[282].value, tags[283].value)
+                if d
+            )
         orientation = tags[274].value if 274 in tags else 1
         mode = ["L", "LA", "RGB", "RGBA"][photometric + has_alpha - 1]
         mode = mode if bits == 8 else "I;16" if mode == "L" else f"{mode};16"
-        fields = dict(format="TIFF", mode=mode, bit_depth=bits,
-                      icc_profile=bytes(icc.value) if icc is not None else None, dpi=_valid_dpi(dpi),
-                      exif=None)
+        fields = dict(
+            format="TIFF",
+            mode=mode,
+            bit_depth=bits,
+            icc_profile=bytes(icc.value) if icc is not None else None,
+            dpi=_valid_dpi(dpi),
+            exif=None,
+        )
     return arr, has_alpha, int(orientation), fields
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
-def write_image(path: str | Path, color: np.ndarray, alpha: np.ndarray | None, meta: ImageMeta, *,
-                scale: float | tuple[float, float] | None = None, format: str | None = None,
-                quality: int | None = None) -> Path:
+
+def write_image(
+    path: str | Path,
+    color: np.ndarray,
+    alpha: np.ndarray | None,
+    meta: ImageMeta,
+    *,
+    scale: float | tuple[float, float] | None = None,
+    format: str | None = None,
+    quality: int | None = None,
+) -> Path:
     """Write colour (h, w, c) and optional alpha (h, w), floats in [0, 1], at `meta.bit_depth`.
 
     Values are clipped to [0, 1] (NaN to 0) and rounded. The format comes from the extension, or
@@ -320,12 +383,19 @@ def write_image(path: str | Path, color: np.ndarray, alpha: np.ndarray | None, m
             if meta.bit_depth == 16 and fmt == "PNG":
                 _write_png16(tmp, arr, meta.icc_profile, dpi, exif)
             elif meta.bit_depth == 16:
-                tifffile.imwrite(tmp, arr[..., 0] if arr.shape[2] == 1 else arr, metadata=None,
-                                 photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
-                                 planarconfig="contig" if arr.shape[2] > 1 else None,
-                                 extrasamples=("unassalpha",) if alpha is not None else None,
-                                 compression="zlib", predictor=True, iccprofile=meta.icc_profile,
-                                 resolution=dpi, resolutionunit="INCH" if dpi else None)
+                tifffile.imwrite(
+                    tmp,
+                    arr[..., 0] if arr.shape[2] == 1 else arr,
+                    metadata=None,
+                    photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
+                    planarconfig="contig" if arr.shape[2] > 1 else None,
+                    extrasamples=("unassalpha",) if alpha is not None else None,
+                    compression="zlib",
+                    predictor=True,
+                    iccprofile=meta.icc_profile,
+                    resolution=dpi,
+                    resolutionunit="INCH" if dpi else None,
+                )
             else:
                 im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
                 im.save(tmp, format=fmt, **_save_options(fmt, meta.icc_profile, dpi, exif, quality))
@@ -376,7 +446,7 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, dpi, exif: byte
     h, w, c = arr.shape
     data = arr.astype(">u2").view(np.uint8).reshape(h, w * c * 2)
     sub = data.copy()
-    sub[:, 2 * c:] -= data[:, : -2 * c]  # filter 1 ("Sub"): difference with the pixel to the left
+    sub[:, 2 * c :] -= data[:, : -2 * c]  # filter 1 ("Sub"): difference with the pixel to the left
     rows = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)
     chunks = [(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, _PNG_COLOR_TYPE[c], 0, 0, 0))]
     if icc:
@@ -386,7 +456,7 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, dpi, exif: byte
     if exif:
         chunks.append((b"eXIf", exif.removeprefix(b"Exif\0\0")))
     idat = zlib.compress(rows.tobytes(), 6)
-    chunks += [(b"IDAT", idat[i: i + 2**30]) for i in range(0, len(idat), 2**30)] + [(b"IEND", b"")]
+    chunks += [(b"IDAT", idat[i : i + 2**30]) for i in range(0, len(idat), 2**30)] + [(b"IEND", b"")]
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
         for tag, body in chunks:

@@ -52,6 +52,21 @@ def save_latent(path: str | Path, latent: LatentFile, dtype: torch.dtype = torch
         save_file({"latents": latent.latents.to(dtype).contiguous()}, str(tmp), metadata=metadata)
 
 
+def read_source_metadata(path: str | Path) -> dict[str, Any]:
+    """The `ginr.source` metadata of a latent file, without reading its tensors."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            source = json.loads((f.metadata() or {})["ginr.source"])
+        if not isinstance(source, dict) or any(k not in source for k in SOURCE_KEYS):
+            raise ValueError("incomplete source metadata")
+        return source
+    except FileNotFoundError as err:
+        raise GinrError("no such file", path) from err
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        raise GinrError(f"not a readable ginr latent ({err})", path) from err
+
+
 def load_latent(
     path: str | Path, fingerprint: str | None = None, latent_shape: tuple[int, int] | None = None
 ) -> LatentFile:

@@ -1,0 +1,83 @@
+"""`ginr encode INPUT... -o OUT`: images and volumes to compact `.safetensors` latents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ginr_cli.cli.common import (
+    BatchOption,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    OverwriteOption,
+    QuietOption,
+    RecursiveOption,
+    VerboseOption,
+    report_errors,
+)
+
+
+@report_errors
+def encode(
+    inputs: Annotated[list[Path], typer.Argument(help="Image or volume files, or folders of them.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output folder (or .safetensors path for one input).")
+    ],
+    kind: Annotated[str, typer.Option(help="auto, image or volume.")] = "auto",
+    fp32: Annotated[bool, typer.Option("--fp32", help="Store latents in float32 (default float16).")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Decode back at scale 1 and report the PSNR.")
+    ] = False,
+    tile: Annotated[int | None, typer.Option(min=4, help="Tile side (default: the model's).")] = None,
+    batch: BatchOption = 8,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse larger images (decompression bombs).")
+    ] = None,
+    recursive: RecursiveOption = False,
+    overwrite: OverwriteOption = False,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Encode images or volumes to latents: one .safetensors per input; prints sizes and ratios."""
+    import torch
+
+    from ginr_cli.cli.common import Models
+    from ginr_cli.cli.progress import Reporter
+    from ginr_cli.cli.upscale import input_kind
+    from ginr_cli.engine.batch import plan_jobs, run_jobs
+    from ginr_cli.engine.codec import encode_file
+    from ginr_cli.engine.infer import pick_device
+
+    jobs = plan_jobs(
+        inputs, output, lambda p: input_kind(p, kind) is not None, recursive, ext=lambda src: ".safetensors"
+    )
+    torch_device = pick_device(device)
+    models = Models(model, torch_device)
+
+    def run(job):
+        which = input_kind(job.src, kind)
+        net, fp = models(which)
+        return encode_file(
+            net,
+            fp,
+            torch_device,
+            job.src,
+            job.dst,
+            which,
+            tile,
+            batch,
+            torch.float32 if fp32 else torch.float16,
+            check,
+            max_pixels,
+        )
+
+    reporter = Reporter(len(jobs), "encode", quiet, verbose=True if not quiet else verbose, as_json=as_json)
+    summary = run_jobs(jobs, run, overwrite, reporter.start, reporter.end)
+    reporter.finish(summary)
+    raise typer.Exit(summary.exit_code)

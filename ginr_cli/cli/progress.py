@@ -1,0 +1,88 @@
+"""Progress for batches: a rich bar (count, rate, ETA) on a terminal, plain lines otherwise, and the
+end-of-run summary with every failure listed. `--json` prints only the summary, as JSON, on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from ginr_cli.engine.batch import Job, Outcome, Summary
+
+
+class Reporter:
+    def __init__(
+        self, total: int, verb: str, quiet: bool = False, verbose: bool = False, as_json: bool = False
+    ):
+        self.total, self.verb, self.quiet, self.verbose, self.as_json = total, verb, quiet, verbose, as_json
+        self.progress = None
+        if not quiet and not as_json and sys.stdout.isatty() and total > 0:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[name]}"),
+            )
+            self.task = self.progress.add_task(verb, total=total, rate="", name="")
+            self.progress.start()
+        self.elapsed = 0.0
+
+    def _line(self, text: str, err: bool = False) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            typer.echo(text, err=err)
+
+    def start(self, index: int, job: Job) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, name=job.src.name)
+
+    def end(self, index: int, outcome: Outcome) -> None:
+        self.elapsed += outcome.seconds
+        if self.progress is not None:
+            done = index + 1
+            self.progress.update(self.task, advance=1, rate=f"{done / max(self.elapsed, 1e-9):.2f} files/s")
+        if outcome.status == "failed":
+            self._line(f"failed  {outcome.job.src}: {outcome.message}", err=True)
+        elif self.quiet or self.as_json:
+            return
+        elif outcome.status == "done":
+            detail = f" {outcome.result}" if self.verbose and outcome.result is not None else ""
+            self._line(
+                f"[{index + 1}/{self.total}] {outcome.job.src} -> {outcome.job.dst} ({outcome.seconds:.1f}s){detail}"
+            )
+        elif self.verbose or self.progress is None:
+            self._line(f"[{index + 1}/{self.total}] skipped {outcome.job.dst}: {outcome.message}")
+
+    def finish(self, summary: Summary) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.as_json:
+            typer.echo(json.dumps(summary.to_dict()))
+            return
+        if summary.interrupted:
+            typer.echo(
+                "interrupted: no partial outputs were left; rerun the same command to finish", err=True
+            )
+        if not self.quiet:
+            typer.echo(
+                f"{self.verb}: {summary.count('done')} done, {summary.count('skipped')} skipped, "
+                f"{len(summary.failures)} failed",
+                err=bool(summary.failures),
+            )
+        for outcome in summary.failures:
+            typer.echo(f"  {outcome.job.src}: {outcome.message}", err=True)

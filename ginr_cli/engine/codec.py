@@ -1,0 +1,224 @@
+"""Encode files to latents and decode latents to files at any resolution, region or slice.
+
+An image's latent has one frame for its colour and, when it has alpha, a second frame for the alpha
+(run through the model as a gray image). A volume's frames are its time points (one for 3D).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ginr_cli.engine import metrics, normalize
+from ginr_cli.engine.infer import default_grid, encode_tiles, fit_channels, latent_render
+from ginr_cli.engine.tiling import OutputGrid, TileGrid, stitch
+from ginr_cli.errors import GinrError, UsageError
+from ginr_cli.io.latents import LatentFile, load_latent, read_source_metadata, save_latent
+from ginr_cli.nn.ginr import MambaGINR
+
+
+@dataclass
+class EncodeReport:
+    latent_bytes: int
+    raw_bytes: int
+    psnr: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.raw_bytes / max(self.latent_bytes, 1)
+
+    def __str__(self) -> str:
+        text = f"latent {self.latent_bytes / 1024:.1f} KiB, raw {self.raw_bytes / 1024:.1f} KiB"
+        text += f" ({self.ratio:.2f}x smaller)"
+        return text + (f", PSNR at scale 1: {self.psnr:.2f} dB" if self.psnr is not None else "")
+
+
+def _image_source(
+    path: Path, max_pixels: int | None
+) -> tuple[list[np.ndarray], dict, normalize.Normalization, int]:
+    """Frames (c, h, w) in model units, the source metadata, the normalisation and the raw size in bytes."""
+    from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image
+
+    image = read_image(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    meta = image.meta
+    frames = [normalize.IMAGE.apply(image.color).transpose(2, 0, 1)]
+    if image.alpha is not None:
+        frames.append(normalize.IMAGE.apply(image.alpha)[None])
+    source = {
+        "kind": "image",
+        "shape": list(image.color.shape[:2]),
+        "channels": image.color.shape[2],
+        "dtype": "uint16" if meta.bit_depth == 16 else "uint8",
+        "alpha": image.alpha is not None,
+        "format": meta.format,
+        "mode": meta.mode,
+        "bit_depth": meta.bit_depth,
+        "dpi": list(meta.dpi) if meta.dpi else None,
+        "icc_profile": base64.b64encode(meta.icc_profile).decode() if meta.icc_profile else None,
+        "name": path.name,
+    }
+    raw = image.color.size * meta.bit_depth // 8 + (
+        0 if image.alpha is None else image.alpha.size * meta.bit_depth // 8
+    )
+    return frames, source, normalize.IMAGE, raw
+
+
+def _volume_source(path: Path) -> tuple[list[np.ndarray], dict, normalize.Normalization, int]:
+    from ginr_cli.io.volumes import read_volume, volume_metadata
+
+    volume = read_volume(path)
+    norm = normalize.for_volume(volume.data)
+    frames = [norm.apply(frame)[None].astype(np.float32) for frame in volume.data]
+    source = {
+        "kind": volume.kind,
+        "shape": list(volume.data.shape[1:]),
+        "channels": 1,
+        "dtype": str(volume.dtype),
+        "frames": len(frames),
+        "name": path.name,
+        **volume_metadata(volume),
+    }
+    raw = volume.data.size * np.dtype(volume.dtype).itemsize
+    return frames, source, norm, raw
+
+
+def encode_file(
+    model: MambaGINR,
+    fingerprint: str,
+    device,
+    src: Path,
+    dst: Path,
+    kind: str,
+    tile: int | None = None,
+    batch: int = 8,
+    dtype: torch.dtype = torch.float16,
+    check: bool = False,
+    max_pixels: int | None = None,
+) -> EncodeReport:
+    frames, source, norm, raw = _image_source(src, max_pixels) if kind == "image" else _volume_source(src)
+    shape = source["shape"]
+    grid = default_grid(model, shape, tile)
+    latents = torch.stack(
+        [encode_tiles(model, fit_channels(f, model)[0], grid, device, batch) for f in frames]
+    )
+    latent = LatentFile(latents, model.cfg.name, fingerprint, source, norm.to_dict(), grid.to_dict())
+    save_latent(dst, latent, dtype)
+    report = EncodeReport(dst.stat().st_size, raw)
+    if check:  # decode back at scale 1 from what was written, compare with the source
+        decoded = render_frames(
+            model, open_latent(dst, model, fingerprint), OutputGrid.full(shape, shape), device, batch
+        )
+        truth = np.stack([norm.invert(f) for f in frames])
+        pred = np.stack([norm.invert(d) for d in decoded])
+        data_range = 1.0 if kind == "image" else float(truth.max() - truth.min()) or 1.0
+        report.psnr = metrics.psnr(pred, truth, data_range)
+    return report
+
+
+def render_frames(
+    model: MambaGINR, latent: LatentFile, out: OutputGrid, device, batch: int = 8
+) -> list[np.ndarray]:
+    """Each frame of a latent rendered on `out`: (c, *out.shape) in model units."""
+    grid = TileGrid.from_dict(latent.tiles)
+    frames = []
+    for i, latents in enumerate(latent.latents):
+        channels = latent.source["channels"] if i == 0 or latent.source["kind"] != "image" else 1
+        values = stitch(grid, out, latent_render(model, latents, grid, device), model.cfg.out_channels, batch)
+        if channels != model.cfg.out_channels:  # gray through a colour model: average back
+            values = values.mean(axis=-1, keepdims=True)
+        frames.append(np.moveaxis(values, -1, 0))
+    return frames
+
+
+def open_latent(path: Path, model: MambaGINR, fingerprint: str) -> LatentFile:
+    latent = load_latent(path, fingerprint, (model.cfg.positions.num_lp, model.cfg.encoder.d_model))
+    grid = TileGrid.from_dict(latent.tiles)
+    if latent.latents.shape[1] != len(grid):
+        raise GinrError(f"{latent.latents.shape[1]} tiles of latents for a grid of {len(grid)} tiles", path)
+    if len(latent.source["shape"]) != model.cfg.rank:
+        raise GinrError(
+            f"a {len(latent.source['shape'])}D latent cannot be decoded by a {model.cfg.rank}D model", path
+        )
+    return latent
+
+
+def output_grid(
+    shape: list[int],
+    out_shape: tuple[int, ...],
+    roi: list[tuple[float, float]] | None = None,
+    plane: tuple[int, float] | None = None,
+) -> OutputGrid:
+    """The whole field of view at `out_shape`; or the box `roi` (source pixel units, per axis) at the same
+    resolution; `plane` (axis, voxel index) keeps the one plane through that position on that axis."""
+    if roi is None:
+        out = OutputGrid.full(shape, out_shape)
+    else:
+        if len(roi) != len(shape):
+            raise UsageError(f"--roi needs {len(shape)} ranges for this input, got {len(roi)}")
+        cells = [n / o for n, o in zip(shape, out_shape, strict=True)]
+        sizes = [max(1, round((hi - lo) / c)) for (lo, hi), c in zip(roi, cells, strict=True)]
+        out = OutputGrid.box([lo for lo, _ in roi], [hi for _, hi in roi], sizes)
+    if plane is None:
+        return out
+    axis, index = plane
+    positions = list(out.positions)
+    positions[axis] = np.array([index + 0.5])  # voxel index i has its centre at i + 0.5 in pixel units
+    return OutputGrid(tuple(positions), out.cell)
+
+
+def peek_source(path: Path) -> dict:
+    """The source metadata of a latent, without loading its tensors."""
+    return read_source_metadata(path)
+
+
+def decode_file(
+    model: MambaGINR,
+    fingerprint: str,
+    device,
+    src: Path,
+    dst: Path,
+    out_shape_of,
+    roi=None,
+    plane=None,
+    batch: int = 8,
+    quality: int | None = None,
+) -> str:
+    """Render the latent `src` to `dst`. `out_shape_of(source metadata) -> output shape` applies the user's
+    scale, size or spacing; `roi` (per axis (lo, hi) in source pixels) limits the render to a box and
+    `plane` (axis, voxel index) to one plane."""
+    latent = open_latent(src, model, fingerprint)
+    source = latent.source
+    shape = source["shape"]
+    out_shape = tuple(out_shape_of(source))
+    out = output_grid(shape, out_shape, roi, plane)
+    norm = normalize.Normalization.from_dict(latent.normalization)
+    frames = [norm.invert(f) for f in render_frames(model, latent, out, device, batch)]
+    if source["kind"] == "image":
+        _write_image(dst, frames, source, out, quality)
+    else:
+        from ginr_cli.io.volumes import volume_from_metadata, write_volume
+
+        volume = volume_from_metadata(source, shape, len(frames), source["dtype"])
+        write_volume(dst, np.stack([f[0] for f in frames]), volume, grid=out.voxel_grid())
+    return f"{'x'.join(map(str, shape))} -> {'x'.join(map(str, out.shape))}"
+
+
+def _write_image(dst: Path, frames: list[np.ndarray], source: dict, out: OutputGrid, quality) -> None:
+    from ginr_cli.io.images import ImageMeta, write_image
+
+    meta = ImageMeta(
+        format=source["format"],
+        mode=source["mode"],
+        bit_depth=source["bit_depth"],
+        size=tuple(source["shape"]),
+        dpi=tuple(source["dpi"]) if source.get("dpi") else None,
+        icc_profile=base64.b64decode(source["icc_profile"]) if source.get("icc_profile") else None,
+    )
+    color = np.clip(np.moveaxis(frames[0], 0, -1), 0, 1).astype(np.float32)
+    alpha = np.clip(frames[1][0], 0, 1).astype(np.float32) if source.get("alpha") else None
+    scale = tuple(1.0 / c for c in out.cell)  # output pixels per source pixel, per axis (y, x)
+    write_image(dst, color, alpha, meta, scale=scale, quality=quality)

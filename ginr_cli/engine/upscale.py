@@ -1,0 +1,152 @@
+"""Upscale one file with a model: read, normalise, render the output grid tile by tile, write atomically.
+
+Images keep their mode, bit depth, ICC profile and (scaled) DPI; alpha is resampled on its own with
+bicubic interpolation, never dropped or blended. Volumes keep their geometry: the output affine follows
+the field-of-view-preserving rule, voxel sizes are divided by the scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ginr_cli.engine import normalize, targets
+from ginr_cli.engine.infer import default_grid, resample
+from ginr_cli.engine.tiling import OutputGrid
+from ginr_cli.errors import GinrError, UsageError
+from ginr_cli.nn.ginr import MambaGINR
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What the user asked for; the fields that do not apply to a kind are ignored for it."""
+
+    scale: tuple[float, ...] | None = None  # one value, or one per axis in the file's axis order
+    size: tuple[int, int] | None = None  # images: (width, height)
+    width: int | None = None
+    height: int | None = None
+    spacing: tuple[float, ...] | None = None  # volumes: target voxel size
+    like: str | None = None  # volumes: a reference file whose grid to produce
+
+
+@dataclass
+class Result:
+    output: Path
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{'x'.join(map(str, self.in_shape))} -> {'x'.join(map(str, self.out_shape))}"
+
+
+def upscale_file(
+    models, device, src: Path, dst: Path, target: Target, kind: str, tile=None, batch=8, **options
+):
+    """Upscale one file with the model for its kind (`models(kind) -> (model, fingerprint)`).
+
+    On CUDA out-of-memory the tile batch is halved and the file retried, down to one tile at a time.
+    """
+    model, _ = models(kind)
+    run = upscale_image if kind == "image" else upscale_volume
+    while True:
+        try:
+            return run(model, device, src, dst, target, tile=tile, batch=batch, **options)
+        except torch.cuda.OutOfMemoryError as err:
+            torch.cuda.empty_cache()
+            if batch == 1:
+                raise GinrError(
+                    "out of GPU memory even one tile at a time: use a smaller --tile or --device cpu", src
+                ) from err
+            batch = max(1, batch // 2)
+
+
+def resize_alpha(alpha: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """Alpha resampled on its own: bicubic (antialiased when shrinking), clipped to [0, 1]."""
+    x = torch.from_numpy(alpha)[None, None]
+    y = F.interpolate(x, size=out_hw, mode="bicubic", align_corners=False, antialias=True)
+    return y[0, 0].clamp(0, 1).numpy()
+
+
+def upscale_image(
+    model: MambaGINR,
+    device: torch.device,
+    src: Path,
+    dst: Path,
+    target: Target,
+    tile: int | None = None,
+    batch: int = 8,
+    max_pixels: int | None = None,
+    quality: int | None = None,
+) -> Result:
+    from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
+
+    image = read_image(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    hw = image.color.shape[:2]
+    out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
+    source = normalize.IMAGE.apply(image.color).transpose(2, 0, 1)  # (c, h, w) in model units
+    color = np.empty((*out_hw, image.color.shape[2]), np.float32)
+
+    def keep(start: int, values: np.ndarray) -> None:
+        color[start : start + values.shape[0]] = np.clip(normalize.IMAGE.invert(values), 0.0, 1.0)
+
+    grid = default_grid(model, hw, tile)
+    resample(model, source, OutputGrid.full(hw, out_hw), device, grid=grid, batch=batch, sink=keep)
+    alpha = None if image.alpha is None else resize_alpha(image.alpha, out_hw)
+    write_image(dst, color, alpha, image.meta, quality=quality)
+    return Result(dst, hw, out_hw)
+
+
+def like_grid(shape, affine: np.ndarray, ref: Path) -> OutputGrid:
+    """The grid of the reference NIfTI `ref`, in the source's voxel units. Its axes must be parallel to
+    the source's (the same orientation, any resolution and extent)."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(ref)).header
+        ref_shape, ref_affine = header.get_data_shape()[:3], header.get_best_affine()
+    except Exception as err:  # nibabel raises many types for foreign files
+        raise UsageError(f"cannot read the --like reference: {err}", ref) from err
+    to_source = np.linalg.inv(affine) @ ref_affine  # reference voxel -> source voxel
+    linear = to_source[:3, :3]
+    if not np.allclose(linear, np.diag(np.diag(linear)), atol=1e-6 * np.abs(linear).max()):
+        raise UsageError(
+            "the --like grid is rotated relative to the input; only axis-aligned grids are supported", ref
+        )
+    step, offset = np.diag(linear), to_source[:3, 3]
+    positions = tuple(offset[i] + 0.5 + step[i] * np.arange(ref_shape[i]) for i in range(3))
+    return OutputGrid(positions, tuple(abs(float(s)) for s in step))
+
+
+def upscale_volume(
+    model: MambaGINR,
+    device: torch.device,
+    src: Path,
+    dst: Path,
+    target: Target,
+    tile: int | None = None,
+    batch: int = 8,
+    dtype: str | None = None,
+    **_: object,
+) -> Result:
+    from ginr_cli.io.volumes import read_volume, write_volume
+
+    volume = read_volume(src)
+    shape = volume.data.shape[1:]
+    if target.like:
+        out = like_grid(shape, volume.affine, Path(target.like))
+        grid = out.voxel_grid()
+    else:
+        out_shape = targets.volume_shape(shape, target.scale, target.spacing, volume.spacing)
+        out, grid = OutputGrid.full(shape, out_shape), None
+    norm = normalize.for_volume(volume.data)
+    tiles = default_grid(model, shape, tile)
+    result = np.empty((volume.data.shape[0], *out.shape), np.float32)
+    for i, frame in enumerate(volume.data):
+        values = resample(model, norm.apply(frame)[None], out, device, grid=tiles, batch=batch)
+        result[i] = norm.invert(values[..., 0])
+    write_volume(dst, result, volume, dtype=dtype, grid=grid)
+    return Result(dst, tuple(shape), out.shape)

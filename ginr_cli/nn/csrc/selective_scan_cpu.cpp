@@ -1,0 +1,394 @@
+// The selective scan of Mamba (S6) for the CPU, forward and backward, fused: one pass over the sequence per
+// (batch, channel), vectorised over the state dimension, parallel over batch * channels.
+//
+//   h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t,   y_t = <h_t, C_t> + D u_t,   out_t = y_t silu(z_t)
+//   dt_t = softplus(delta_t + delta_bias)   (softplus optional)
+//
+// Layout, prepared by scan_cpu.py: u, delta, z (b, e, l); A (e, p); Bt, Ct (b, l, p); D, delta_bias (e,);
+// all contiguous and of one dtype (float or double). p is the state size s padded with zeros to a multiple
+// of kLanes: a padded state stays 0 and adds nothing, and every inner loop runs a fixed width the compiler
+// vectorises. Plain -O3, no -ffast-math: exp, softplus and sigmoid are written out (fast_exp) so those loops
+// vectorise at all, since a libm call keeps a loop scalar.
+//
+// Backward recomputes the states of one channel into a per-thread (l, p) buffer, then walks back in time:
+// nothing of size b * e * l * s is kept between forward and backward. dB and dC sum over channels, so each
+// thread group accumulates its own (b, l, p) copy, summed by the caller (deterministic, no atomics).
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+// The hot loops are compiled for three x86 levels and picked at load time by the CPU (an ifunc), so the
+// cached build stays portable while AVX2 and AVX-512 machines get their wide vectors; -march=native would tie
+// the build to the machine that compiled it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GINR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GINR_CLONES
+#endif
+#define GINR_INLINE inline __attribute__((always_inline))
+
+namespace {
+
+template <typename T>
+constexpr int64_t kLanes = 64 / sizeof(T);  // one cache line: 16 floats or 8 doubles
+
+template <typename To, typename From>
+GINR_INLINE To bit_cast(From x) {
+  To y;
+  std::memcpy(&y, &x, sizeof(y));
+  return y;
+}
+
+// exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r), 2^k written into the
+// exponent bits in two halves so each stays a normal number: gradual underflow to 0, overflow to inf, NaN kept.
+// Branch-free (selects only), so loops calling it vectorise. About 1 ulp (float: Cephes expf).
+GINR_INLINE float fast_exp(float x) {
+  float xc = x > -104.0f ? x : -104.0f;  // NaN lands here too and is restored at the end
+  xc = xc < 89.0f ? xc : 89.0f;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
+  float kf = xc * 1.44269504088896341f + magic;
+  const int32_t k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
+  kf -= magic;
+  float r = xc - kf * 0.693359375f;
+  r = r - kf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t k1 = k >> 1, k2 = k - k1;
+  const float y = p * bit_cast<float>((k1 + 127) << 23) * bit_cast<float>((k2 + 127) << 23);
+  return x == x ? y : x;
+}
+
+GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (|r| <= ln2 / 2: error < 1e-17)
+  double xc = x > -746.0 ? x : -746.0;
+  xc = xc < 710.0 ? xc : 710.0;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52
+  double kf = xc * 1.4426950408889634 + magic;
+  const int64_t k = bit_cast<int64_t>(kf) - bit_cast<int64_t>(magic);
+  kf -= magic;
+  double r = xc - kf * 6.93145751953125e-1;
+  r = r - kf * 1.42860682030941723212e-6;
+  double p = 1.0;
+  for (int n = 13; n >= 1; --n) p = 1.0 + p * r * (1.0 / n);  // unrolled, the reciprocals fold
+  const int64_t k1 = k >> 1, k2 = k - k1;
+  const double y = p * bit_cast<double>((k1 + 1023) << 52) * bit_cast<double>((k2 + 1023) << 52);
+  return x == x ? y : x;
+}
+
+// log(1 + y) for y in [0, 1], branch-free (Cephes logf on [sqrt(1/2), sqrt(2)], then Goldberg's correction
+// for the rounding of 1 + y).
+GINR_INLINE float log1p_unit(float y) {
+  const float w = 1.0f + y;
+  const bool big = w > 1.41421356f;
+  const float f = (big ? 0.5f * w : w) - 1.0f;
+  const float ef = big ? 1.0f : 0.0f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float lg = f * z * p + ef * -2.12194440e-4f - 0.5f * z;
+  lg = f + lg + ef * 0.693359375f;
+  const float d = w - 1.0f;
+  return d == 0.0f ? y : lg * (y / d);
+}
+
+// softplus as torch computes it (beta 1, threshold 20): x above 20, log(1 + exp(x)) below.
+GINR_INLINE float softplus(float x) {
+  const float tail = log1p_unit(fast_exp(-std::fabs(x)));
+  return x > 20.0f ? x : (x > 0.0f ? x : 0.0f) + tail;
+}
+inline double softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }  // not the hot path
+
+template <typename T>
+GINR_INLINE T sigmoid(T x) {
+  return T(1) / (T(1) + fast_exp(-x));
+}
+
+// Sum of W lanes, halving with vector adds (a plain loop stays scalar without -ffast-math).
+template <int64_t W, typename T>
+GINR_INLINE T tree_sum(const T* a) {
+  if constexpr (W == 2) {
+    return a[0] + a[1];
+  } else {
+    typedef T Half __attribute__((vector_size(W / 2 * sizeof(T))));
+    Half lo, hi;
+    std::memcpy(&lo, a, sizeof(Half));
+    std::memcpy(&hi, a + W / 2, sizeof(Half));
+    const Half sum = lo + hi;
+    T half[W / 2];
+    std::memcpy(half, &sum, sizeof(Half));
+    return tree_sum<W / 2>(half);
+  }
+}
+
+template <typename T>
+struct Scan {
+  const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias;  // D, z, bias null when absent
+  int64_t e, l, p;
+  bool apply_softplus;
+
+  // dt (l) of row i = bi * e + ei.
+  GINR_CLONES void discretize(int64_t i, T* __restrict dt) const {
+    const T* x = delta + i * l;
+    const T b = bias ? bias[i % e] : T(0);
+    if (apply_softplus) {
+      for (int64_t t = 0; t < l; ++t) dt[t] = softplus(x[t] + b);
+    } else {
+      for (int64_t t = 0; t < l; ++t) dt[t] = x[t] + b;
+    }
+  }
+
+  // y (l) = <h_t, C_t> + D u_t for row i. kKeep: also the states h_t and decays exp(dt_t A), each (l, p).
+  template <bool kKeep>
+  GINR_CLONES void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
+             T* __restrict decays) const {
+    constexpr int64_t W = kLanes<T>;
+    const T* ui = u + i * l;
+    const T* a = A + (i % e) * p;
+    const T* Bb = Bt + (i / e) * l * p;
+    const T* Cb = Ct + (i / e) * l * p;
+    std::fill(h, h + p, T(0));
+    for (int64_t t = 0; t < l; ++t) {
+      const T d = dt[t], du = d * ui[t];
+      const T* bt = Bb + t * p;
+      const T* ct = Cb + t * p;
+      T acc[W] = {};
+      for (int64_t c = 0; c < p; c += W) {
+        for (int64_t j = 0; j < W; ++j) {
+          const T decay = fast_exp(d * a[c + j]);
+          const T hv = decay * h[c + j] + du * bt[c + j];
+          h[c + j] = hv;
+          acc[j] += hv * ct[c + j];
+          if constexpr (kKeep) {
+            hs[t * p + c + j] = hv;
+            decays[t * p + c + j] = decay;
+          }
+        }
+      }
+      y[t] = tree_sum<W>(acc);
+    }
+    if (D) {
+      const T dv = D[i % e];
+      for (int64_t t = 0; t < l; ++t) y[t] += dv * ui[t];
+    }
+  }
+
+  GINR_CLONES void forward_row(int64_t i, T* dt, T* h, T* out) const {
+    discretize(i, dt);
+    recur<false>(i, dt, out, h, nullptr, nullptr);
+    if (z) {
+      const T* zi = z + i * l;
+      for (int64_t t = 0; t < l; ++t) out[t] *= zi[t] * sigmoid(zi[t]);
+    }
+  }
+};
+
+// One step of the backward over the states: x = dL/dh_t, from the output and from step t + 1 (carry).
+// A function of its own so that __restrict__ tells the compiler none of these rows overlap.
+template <int64_t W, typename T>
+GINR_INLINE void step_back(int64_t p, T gt, T d, T dut, const T* __restrict a, const T* __restrict bt,
+                      const T* __restrict ct, const T* __restrict ht, const T* __restrict hprev,
+                      const T* __restrict dec, T* __restrict carry, T* __restrict dA, T* __restrict dbt,
+                      T* __restrict dct, T* __restrict r_a, T* __restrict r_b) {
+  for (int64_t c = 0; c < p; c += W) {
+    for (int64_t j = 0; j < W; ++j) {
+      const int64_t k = c + j;
+      const T x = gt * ct[k] + carry[k];
+      const T dlog = x * hprev[k] * dec[k];  // dL/d(dt_t A_k)
+      dct[k] += gt * ht[k];
+      dbt[k] += x * dut;
+      dA[k] += dlog * d;
+      r_a[j] += dlog * a[k];
+      r_b[j] += x * bt[k];
+      carry[k] = x * dec[k];
+    }
+  }
+}
+
+// Per-thread scratch for the backward of one row: O(l * p), reused across the rows of a group.
+template <typename T>
+struct Work {
+  std::vector<T> dt, y, gy, hs, decays, h, carry, zeros;
+  Work(int64_t l, int64_t p) : dt(l), y(l), gy(l), hs(l * p), decays(l * p), h(p), carry(p), zeros(p) {}
+};
+
+struct Grads {
+  at::Tensor du, ddelta, dA, dB, dC, dD, dz, dbias;
+};
+
+// Gradients of row i; dB, dC (b, l, p) are this group's accumulators.
+template <typename T>
+GINR_CLONES void backward_row(const Scan<T>& s, int64_t i, const T* dout, Work<T>& w, const Grads& g, T* dB, T* dC) {
+  constexpr int64_t W = kLanes<T>;
+  const int64_t l = s.l, p = s.p, ei = i % s.e;
+  s.discretize(i, w.dt.data());
+  s.template recur<true>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
+
+  // Gate: out = y silu(z), so dy = dout silu(z) and dz = dout y silu'(z).
+  const T* go = dout + i * l;
+  const T* ui = s.u + i * l;
+  T* gy = w.gy.data();
+  if (s.z) {
+    const T* zi = s.z + i * l;
+    T* dz = g.dz.data_ptr<T>() + i * l;
+    for (int64_t t = 0; t < l; ++t) {
+      const T sg = sigmoid(zi[t]);
+      gy[t] = go[t] * zi[t] * sg;
+      dz[t] = go[t] * w.y[t] * sg * (T(1) + zi[t] * (T(1) - sg));
+    }
+  } else {
+    std::copy(go, go + l, gy);
+  }
+
+  // Back in time; carry = dL/dh_t reaching step t from the later steps.
+  const T* a = s.A + ei * p;
+  const T* Bb = s.Bt + (i / s.e) * l * p;
+  const T* Cb = s.Ct + (i / s.e) * l * p;
+  T* dA = g.dA.data_ptr<T>() + i * p;
+  T* du = g.du.data_ptr<T>() + i * l;
+  T* ddt = g.ddelta.data_ptr<T>() + i * l;
+  T* carry = w.carry.data();
+  std::fill(carry, carry + p, T(0));
+  const T dv = s.D ? s.D[ei] : T(0);
+  T dD = 0;
+  for (int64_t t = l - 1; t >= 0; --t) {
+    const T gt = gy[t], d = w.dt[t], ut = ui[t], dut = d * ut;
+    const T* hprev = t > 0 ? w.hs.data() + (t - 1) * p : w.zeros.data();
+    const T* ht = w.hs.data() + t * p;
+    const T* dec = w.decays.data() + t * p;
+    const T* bt = Bb + t * p;
+    const T* ct = Cb + t * p;
+    T* dbt = dB + (i / s.e) * l * p + t * p;
+    T* dct = dC + (i / s.e) * l * p + t * p;
+    T r_a[W] = {}, r_b[W] = {};  // sum_s dL/d(dt A_s) A_s, and sum_s dL/dh_s B_s
+    step_back<W>(p, gt, d, dut, a, bt, ct, ht, hprev, dec, carry, dA, dbt, dct, r_a, r_b);
+    const T xb = tree_sum<W>(r_b);
+    ddt[t] = tree_sum<W>(r_a) + ut * xb;
+    du[t] = d * xb + (s.D ? gt * dv : T(0));
+    dD += gt * ut;
+  }
+
+  // Through softplus (its derivative is the sigmoid, 1 above the threshold) and the bias.
+  if (s.apply_softplus) {
+    const T* x = s.delta + i * l;
+    const T b = s.bias ? s.bias[ei] : T(0);
+    for (int64_t t = 0; t < l; ++t) ddt[t] *= (x[t] + b > T(20)) ? T(1) : sigmoid(x[t] + b);
+  }
+  T dbias = 0;
+  for (int64_t t = 0; t < l; ++t) dbias += ddt[t];
+  g.dD.data_ptr<T>()[i] = dD;
+  g.dbias.data_ptr<T>()[i] = dbias;
+}
+
+template <typename T>
+Scan<T> make_scan(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
+                  const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+                  const std::optional<at::Tensor>& bias, bool softplus) {
+  auto ptr = [](const std::optional<at::Tensor>& x) { return x ? x->data_ptr<T>() : nullptr; };
+  return {u.data_ptr<T>(), delta.data_ptr<T>(), A.data_ptr<T>(), Bt.data_ptr<T>(), Ct.data_ptr<T>(),
+          ptr(D), ptr(z), ptr(bias), u.size(1), u.size(2), A.size(1), softplus};
+}
+
+// Shapes, dtype and contiguity: scan_cpu.py prepares them, this guards the raw loops against a wrong caller.
+void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
+           const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+           const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(u.dim() == 3 && A.dim() == 2 && Bt.dim() == 3, "selective_scan_cpu: u (b, e, l), A (e, p), Bt (b, l, p)");
+  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1);
+  const auto dtype = u.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "selective_scan_cpu: float32 or float64, got ", dtype);
+  TORCH_CHECK(p % kLanes<float> == 0, "selective_scan_cpu: the state size must be padded to a multiple of ",
+              kLanes<float>);
+  auto expect = [&](const at::Tensor& x, at::IntArrayRef shape, const char* name) {
+    TORCH_CHECK(x.sizes() == shape, "selective_scan_cpu: ", name, " has shape ", x.sizes(), ", expected ", shape);
+    TORCH_CHECK(x.scalar_type() == dtype && x.is_contiguous() && x.device().is_cpu(), "selective_scan_cpu: ",
+                name, " must be a contiguous CPU tensor of u's dtype");
+  };
+  expect(u, {b, e, l}, "u");
+  expect(delta, {b, e, l}, "delta");
+  expect(A, {e, p}, "A");
+  expect(Bt, {b, l, p}, "Bt");
+  expect(Ct, {b, l, p}, "Ct");
+  if (D) expect(*D, {e}, "D");
+  if (z) expect(*z, {b, e, l}, "z");
+  if (bias) expect(*bias, {e}, "delta_bias");
+}
+
+at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
+                   const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+                   const std::optional<at::Tensor>& bias, bool softplus) {
+  check(u, delta, A, Bt, Ct, D, z, bias);
+  at::Tensor out = at::empty(u.sizes(), u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
+    const auto s = make_scan<scalar_t>(u, delta, A, Bt, Ct, D, z, bias, softplus);
+    scalar_t* y = out.data_ptr<scalar_t>();
+    at::parallel_for(0, u.size(0) * s.e, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> dt(s.l), h(s.p);  // O(l + p) per thread: nothing of size l * s
+      for (int64_t i = begin; i < end; ++i) s.forward_row(i, dt.data(), h.data(), y + i * s.l);
+    });
+  });
+  return out;
+}
+
+// Returns du, ddelta (b, e, l); dA (b, e, p); dBt, dCt (groups, b, l, p); dD, dbias (b, e); dz (b, e, l)
+// or empty. The caller sums dA, dD, dbias over b and dBt, dCt over groups.
+std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta,
+                                 const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
+                                 const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+                                 const std::optional<at::Tensor>& bias, bool softplus) {
+  check(u, delta, A, Bt, Ct, D, z, bias);
+  TORCH_CHECK(dout.sizes() == u.sizes() && dout.scalar_type() == u.scalar_type() && dout.is_contiguous(),
+              "selective_scan_cpu: dout must be a contiguous tensor like u");
+  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), rows = b * e;
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  const auto opt = u.options();
+  Grads g{at::empty({b, e, l}, opt),          at::empty({b, e, l}, opt), at::zeros({b, e, p}, opt),
+          at::zeros({groups, b, l, p}, opt),  at::zeros({groups, b, l, p}, opt), at::empty({b, e}, opt),
+          z ? at::empty({b, e, l}, opt) : at::empty({0}, opt), at::empty({b, e}, opt)};
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
+    const auto s = make_scan<scalar_t>(u, delta, A, Bt, Ct, D, z, bias, softplus);
+    const int64_t per_group = (rows + groups - 1) / groups;
+    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+      Work<scalar_t> w(l, p);
+      for (int64_t grp = g0; grp < g1; ++grp) {
+        scalar_t* dB = g.dB.data_ptr<scalar_t>() + grp * b * l * p;
+        scalar_t* dC = g.dC.data_ptr<scalar_t>() + grp * b * l * p;
+        for (int64_t i = grp * per_group; i < std::min(rows, (grp + 1) * per_group); ++i)
+          backward_row(s, i, dout.data_ptr<scalar_t>(), w, g, dB, dC);
+      }
+    });
+  });
+  return {g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.dbias};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(ginr_scan, m) {
+  m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
+        "Tensor? delta_bias, bool delta_softplus) -> Tensor",
+        &forward);
+  m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
+        "Tensor? delta_bias, bool delta_softplus) -> Tensor[]",
+        &backward);
+}

@@ -1,0 +1,165 @@
+"""The selective scan as a fused C++ loop for the CPU, forward and backward (the "cpp" backend of scan.py).
+
+The C++ source (`csrc/selective_scan_cpu.cpp`) is compiled at first use with torch's extension builder and
+cached in torch's extension folder (`$TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`), so
+later processes only load it. Where it cannot be built, `ready()` warns once and scan.py keeps to the
+pure-PyTorch scan.
+
+Here the inputs are brought to one compute dtype (float32 or float64), made contiguous, and A, B, C put in
+the kernel's layout: the state dimension last and padded with zeros to a multiple of 16, so it is one
+contiguous, fixed-width vector per time step. These steps are plain torch ops outside the autograd
+Function, so autograd carries the gradients back through them to the caller's dtypes and layouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "selective_scan_cpu.cpp"
+EXTENSION = "ginr_selective_scan_cpu"
+# Portable flags only: the cached build may move to another x86/ARM machine, so no -march=native, and no
+# -ffast-math (it changes exp and NaN handling). -fno-trapping-math changes no value: it only lets the
+# compiler turn the selects in the exp/softplus code into vector blends. -fopenmp makes at::parallel_for
+# run on torch's OpenMP threads (it links the libgomp torch already loaded).
+CFLAGS = ["-O3", "-fno-trapping-math", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
+STATE_LANES = 16  # the kernel's state width: one cache line of float32
+
+_lock = threading.Lock()
+_ready: bool | None = None
+
+
+def can_build() -> bool:
+    """A C++ compiler and ninja are present (cheap: nothing is compiled)."""
+    from torch.utils.cpp_extension import is_ninja_available
+
+    compiler = os.environ.get("CXX", "c++").split()[0]
+    return SOURCE.is_file() and shutil.which(compiler) is not None and is_ninja_available()
+
+
+def ready() -> bool:
+    """Load the compiled scan, building it on the first call in this process; False (with one warning) if
+    it cannot be built."""
+    global _ready
+    with _lock:
+        if _ready is None:
+            _ready = _load()
+        return _ready
+
+
+def _load() -> bool:
+    import warnings
+
+    if not can_build():
+        warnings.warn(
+            "the compiled CPU scan is unavailable (no C++ compiler or ninja found); using the pure-PyTorch "
+            "scan instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    from torch.utils.cpp_extension import load
+
+    start = time.perf_counter()
+    try:
+        load(
+            name=EXTENSION,
+            sources=[str(SOURCE)],
+            extra_cflags=CFLAGS,
+            extra_ldflags=LDFLAGS,
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as err:  # compiler errors, a missing header, a broken toolchain
+        log.debug("building %s failed", EXTENSION, exc_info=True)
+        reason = next((line for line in reversed(str(err).splitlines()) if line.strip()), type(err).__name__)
+        warnings.warn(
+            f"the compiled CPU scan is unavailable ({reason.strip()}); using the pure-PyTorch scan instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    log.info("loaded the compiled CPU scan in %.1f s", time.perf_counter() - start)
+    return True
+
+
+class _SelectiveScanCpu(torch.autograd.Function):
+    """The fused forward and backward on kernel-layout inputs (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus):
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D, z, delta_bias)  # references only: no states kept
+        ctx.delta_softplus = delta_softplus
+        return torch.ops.ginr_scan.forward(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        u, delta, A, Bt, Ct, D, z, delta_bias = ctx.saved_tensors
+        du, ddelta, dA, dBt, dCt, dD, dz, dbias = torch.ops.ginr_scan.backward(
+            dy.contiguous(), u, delta, A, Bt, Ct, D, z, delta_bias, ctx.delta_softplus
+        )
+        # dA, dD, dbias come per batch item and dBt, dCt per thread group: sum them here.
+        grads = (du, ddelta, dA.sum(0), dBt.sum(0), dCt.sum(0), dD.sum(0), dz, dbias.sum(0))
+        return *(g if need else None for g, need in zip(grads, ctx.needs_input_grad, strict=False)), None
+
+
+def compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """float64 if any input is, float32 otherwise (float16 and bfloat16 are computed in float32)."""
+    dtype = torch.float32
+    for x in tensors:
+        if x is not None:
+            if not x.is_floating_point():
+                raise TypeError(f"selective_scan_cpu needs floating-point inputs, got {x.dtype}")
+            dtype = torch.promote_types(dtype, x.dtype)
+    return dtype
+
+
+def selective_scan_cpu(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+) -> Tensor:
+    """The selective scan on the compiled CPU kernel; shapes and meaning as `selective_scan_ref`:
+    u, delta, z (b, e, l); A (e, s); B, C (b, s, l); D, delta_bias (e,). Returns y (b, e, l) in u's dtype."""
+    if not ready():
+        raise RuntimeError("the compiled CPU scan could not be built: use backend='torch' (see the warning)")
+    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    s = A.shape[1]
+    pad = -s % STATE_LANES
+
+    def prep(x: Tensor | None) -> Tensor | None:
+        return None if x is None else x.to(dtype).contiguous()
+
+    def states_last(x: Tensor) -> Tensor:  # (b, s, l) -> (b, l, p)
+        return F.pad(x.to(dtype).transpose(1, 2), (0, pad)).contiguous()
+
+    y = _SelectiveScanCpu.apply(
+        prep(u),
+        prep(delta),
+        F.pad(A.to(dtype), (0, pad)).contiguous(),  # (e, p)
+        states_last(B),
+        states_last(C),
+        prep(D),
+        prep(z),
+        prep(delta_bias),
+        delta_softplus,
+    )
+    return y.to(u.dtype)
