@@ -100,8 +100,8 @@ def decode(
     def out_shape_of(source: dict) -> tuple[int, ...]:
         shape = source["shape"]
         if source["kind"] == "image":
-            return targets.image_shape(tuple(shape), scale_v, size_v)
-        return targets.volume_shape(shape, scale_v, spacing_v, source.get("spacing"))
+            return targets.image_shape(tuple(shape), scale_v, size_v, default=1.0)
+        return targets.volume_shape(shape, scale_v, spacing_v, source.get("spacing"), default=1.0)
 
     def run(job):
         kind = peek_source(job.src)["kind"]

@@ -143,6 +143,12 @@ def run_jobs(
             except GinrError as err:
                 message = err.message if err.path in (None, job.src) else str(err)
                 outcome = Outcome(job, "failed", message)
+            except Exception as err:  # a bug, not the file's fault: report it and go on with the batch
+                if os.environ.get("GINR_DEBUG") == "1":
+                    raise
+                outcome = Outcome(
+                    job, "failed", f"unexpected error ({type(err).__name__}: {err}); GINR_DEBUG=1 shows more"
+                )
         outcome.seconds = time.perf_counter() - started
         summary.outcomes.append(outcome)
         if on_end:

@@ -112,8 +112,8 @@ def encode_file(
         decoded = render_frames(
             model, open_latent(dst, model, fingerprint), OutputGrid.full(shape, shape), device, batch
         )
-        truth = np.stack([norm.invert(f) for f in frames])
-        pred = np.stack([norm.invert(d) for d in decoded])
+        truth = np.concatenate([norm.invert(f).ravel() for f in frames])
+        pred = np.concatenate([norm.invert(d).ravel() for d in decoded])
         data_range = 1.0 if kind == "image" else float(truth.max() - truth.min()) or 1.0
         report.psnr = metrics.psnr(pred, truth, data_range)
     return report

@@ -48,8 +48,10 @@ def image_shape(
     size: tuple[int, int] | None = None,
     width: int | None = None,
     height: int | None = None,
+    default: float = 4.0,
 ) -> tuple[int, int]:
-    """Output (h, w) of an image. `scale` is one value or (x, y), like --size's width x height."""
+    """Output (h, w) of an image. `scale` is one value or (x, y), like --size's width x height; with
+    nothing given, `default` for both axes."""
     h, w = hw
     given = sum(v is not None for v in (scale, size)) + (width is not None or height is not None)
     if given > 1:
@@ -61,7 +63,7 @@ def image_shape(
             return height, width
         ratio = width / w if width is not None else height / h
         return scaled_shape((h, w), (ratio, ratio))  # aspect kept
-    sx, sy = per_axis(scale or [4.0], 2, "--scale")
+    sx, sy = per_axis(scale or [default], 2, "--scale")
     return scaled_shape((h, w), (sy, sx))
 
 
@@ -71,6 +73,7 @@ def volume_shape(
     spacing: Sequence[float] | None = None,
     source_spacing: Sequence[float] | None = None,
     like_shape: Sequence[int] | None = None,
+    default: float = 2.0,
 ) -> tuple[int, ...]:
     """Output shape of a volume, in the file's axis order: by scale, by target voxel spacing (the field of
     view kept, so n * old / new voxels), or the grid of a reference file."""
@@ -83,4 +86,4 @@ def volume_shape(
             raise UsageError("--spacing needs a source with a known voxel size")
         target = per_axis(spacing, len(shape), "--spacing")
         return scaled_shape(shape, [old / new for old, new in zip(source_spacing, target, strict=True)])
-    return scaled_shape(shape, per_axis(scale or [2.0], len(shape), "--scale"))
+    return scaled_shape(shape, per_axis(scale or [default], len(shape), "--scale"))

@@ -6,8 +6,8 @@
 //
 // Layout, prepared by scan_cpu.py: u, delta, z (b, e, l); A (e, p); Bt, Ct (b, l, p); D, delta_bias (e,);
 // all contiguous and of one dtype (float or double). p is the state size s padded with zeros to a multiple
-// of kLanes: a padded state stays 0 and adds nothing, and every inner loop runs a fixed width the compiler
-// vectorises. Plain -O3, no -ffast-math: exp, softplus and sigmoid are written out (fast_exp) so those loops
+// of 16: a padded state stays 0 and adds nothing, and every inner loop runs a fixed width the compiler
+// vectorises; p = 16 (d_state <= 16, the usual case) gets its own compiled copy with p a constant. Plain -O3, no -ffast-math: exp, softplus and sigmoid are written out (fast_exp) so those loops
 // vectorise at all, since a libm call keeps a loop scalar.
 //
 // Backward recomputes the states of one channel into a per-thread (l, p) buffer, then walks back in time:
@@ -42,6 +42,7 @@ namespace {
 
 template <typename T>
 constexpr int64_t kLanes = 64 / sizeof(T);  // one cache line: 16 floats or 8 doubles
+constexpr int64_t kStatePad = 16;            // p is a multiple of this (STATE_LANES in scan_cpu.py)
 
 template <typename To, typename From>
 GINR_INLINE To bit_cast(From x) {
@@ -142,6 +143,21 @@ GINR_INLINE T tree_sum(const T* a) {
   }
 }
 
+// Gradient outputs of backward(), as raw rows; dB, dC point at this thread group's own (b, l, p) copy.
+template <typename T>
+struct Grads {
+  T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
+};
+
+// Per-thread scratch, reused across rows: O(l) for the forward, O(l * p) for the backward.
+template <typename T>
+struct Work {
+  std::vector<T> dt, y, gy, hs, decays, h, carry, zeros;
+  Work(int64_t l, int64_t p, bool backward)
+      : dt(l), y(backward ? l : 0), gy(backward ? l : 0), hs(backward ? l * p : 0),
+        decays(backward ? l * p : 0), h(p), carry(p), zeros(p) {}
+};
+
 template <typename T>
 struct Scan {
   const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias;  // D, z, bias null when absent
@@ -149,7 +165,7 @@ struct Scan {
   bool apply_softplus;
 
   // dt (l) of row i = bi * e + ei.
-  GINR_CLONES void discretize(int64_t i, T* __restrict dt) const {
+  GINR_INLINE void discretize(int64_t i, T* __restrict dt) const {
     const T* x = delta + i * l;
     const T b = bias ? bias[i % e] : T(0);
     if (apply_softplus) {
@@ -159,11 +175,13 @@ struct Scan {
     }
   }
 
-  // y (l) = <h_t, C_t> + D u_t for row i. kKeep: also the states h_t and decays exp(dt_t A), each (l, p).
-  template <bool kKeep>
-  GINR_CLONES void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
-             T* __restrict decays) const {
+  // y (l) = <h_t, C_t> + D u_t for row i; with kKeep also the states h_t and decays exp(dt_t A), each (l, p).
+  // kP: p as a compile-time constant, or 0 to read it at run time.
+  template <bool kKeep, int64_t kP>
+  GINR_INLINE void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
+                         T* __restrict decays) const {
     constexpr int64_t W = kLanes<T>;
+    const int64_t p = kP ? kP : this->p;
     const T* ui = u + i * l;
     const T* a = A + (i % e) * p;
     const T* Bb = Bt + (i / e) * l * p;
@@ -194,112 +212,98 @@ struct Scan {
     }
   }
 
-  GINR_CLONES void forward_row(int64_t i, T* dt, T* h, T* out) const {
-    discretize(i, dt);
-    recur<false>(i, dt, out, h, nullptr, nullptr);
+  // out (l) of row i.
+  template <int64_t kP>
+  GINR_CLONES void forward_row(int64_t i, Work<T>& w, T* __restrict out) const {
+    discretize(i, w.dt.data());
+    recur<false, kP>(i, w.dt.data(), out, w.h.data(), nullptr, nullptr);
     if (z) {
       const T* zi = z + i * l;
       for (int64_t t = 0; t < l; ++t) out[t] *= zi[t] * sigmoid(zi[t]);
     }
   }
-};
 
-// One step of the backward over the states: x = dL/dh_t, from the output and from step t + 1 (carry).
-// A function of its own so that __restrict__ tells the compiler none of these rows overlap.
-template <int64_t W, typename T>
-GINR_INLINE void step_back(int64_t p, T gt, T d, T dut, const T* __restrict a, const T* __restrict bt,
-                      const T* __restrict ct, const T* __restrict ht, const T* __restrict hprev,
-                      const T* __restrict dec, T* __restrict carry, T* __restrict dA, T* __restrict dbt,
-                      T* __restrict dct, T* __restrict r_a, T* __restrict r_b) {
-  for (int64_t c = 0; c < p; c += W) {
-    for (int64_t j = 0; j < W; ++j) {
-      const int64_t k = c + j;
-      const T x = gt * ct[k] + carry[k];
-      const T dlog = x * hprev[k] * dec[k];  // dL/d(dt_t A_k)
-      dct[k] += gt * ht[k];
-      dbt[k] += x * dut;
-      dA[k] += dlog * d;
-      r_a[j] += dlog * a[k];
-      r_b[j] += x * bt[k];
-      carry[k] = x * dec[k];
+  // Gradients of row i: recompute its states, then walk back in time.
+  template <int64_t kP>
+  GINR_CLONES void backward_row(int64_t i, const T* dout, Work<T>& w, const Grads<T>& g) const {
+    constexpr int64_t W = kLanes<T>;
+    const int64_t p = kP ? kP : this->p, bi = i / e, ei = i % e;
+    discretize(i, w.dt.data());
+    recur<true, kP>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
+
+    // Gate: out = y silu(z), so dL/dy = dout silu(z) and dL/dz = dout y silu'(z).
+    const T* go = dout + i * l;
+    const T* ui = u + i * l;
+    T* gy = w.gy.data();
+    if (z) {
+      const T* zi = z + i * l;
+      T* dz = g.dz + i * l;
+      for (int64_t t = 0; t < l; ++t) {
+        const T sg = sigmoid(zi[t]);
+        gy[t] = go[t] * zi[t] * sg;
+        dz[t] = go[t] * w.y[t] * sg * (T(1) + zi[t] * (T(1) - sg));
+      }
+    } else {
+      std::copy(go, go + l, gy);
+    }
+
+    // Back in time; carry = dL/dh_t reaching step t from the later steps.
+    const T* a = A + ei * p;
+    T* dA = g.dA + i * p;
+    T* du = g.du + i * l;
+    T* ddt = g.ddelta + i * l;
+    T* carry = w.carry.data();
+    std::fill(carry, carry + p, T(0));
+    const T dv = D ? D[ei] : T(0);
+    T dD = 0;
+    for (int64_t t = l - 1; t >= 0; --t) {
+      const T gt = gy[t], d = w.dt[t], ut = ui[t];
+      const int64_t row = (bi * l + t) * p;  // of Bt, Ct, dB, dC
+      T r_a[W] = {}, r_b[W] = {};  // lanes of sum_s dL/d(dt A_s) A_s and of sum_s dL/dh_s B_s
+      step_back<W, kP>(p, gt, d, d * ut, a, Bt + row, Ct + row, w.hs.data() + t * p,
+                       t > 0 ? w.hs.data() + (t - 1) * p : w.zeros.data(), w.decays.data() + t * p, carry, dA,
+                       g.dB + row, g.dC + row, r_a, r_b);
+      const T xb = tree_sum<W>(r_b);
+      ddt[t] = tree_sum<W>(r_a) + ut * xb;  // dt enters through exp(dt A) and through dt B u
+      du[t] = d * xb + (D ? gt * dv : T(0));
+      dD += gt * ut;
+    }
+
+    // Through softplus (its derivative is the sigmoid, 1 above torch's threshold) and the bias.
+    if (apply_softplus) {
+      const T* x = delta + i * l;
+      const T b = bias ? bias[ei] : T(0);
+      for (int64_t t = 0; t < l; ++t) ddt[t] *= (x[t] + b > T(20)) ? T(1) : sigmoid(x[t] + b);
+    }
+    T dbias = 0;
+    for (int64_t t = 0; t < l; ++t) dbias += ddt[t];
+    g.dD[i] = dD;
+    g.dbias[i] = dbias;
+  }
+
+  // One step back over the states; x = dL/dh_t, from the output and from step t + 1 (carry). Its own
+  // function so that __restrict__ tells the compiler that none of these rows overlap.
+  template <int64_t W, int64_t kP>
+  static GINR_INLINE void step_back(int64_t p_, T gt, T d, T dut, const T* __restrict a, const T* __restrict bt,
+                                    const T* __restrict ct, const T* __restrict ht, const T* __restrict hprev,
+                                    const T* __restrict dec, T* __restrict carry, T* __restrict dA,
+                                    T* __restrict dbt, T* __restrict dct, T* __restrict r_a, T* __restrict r_b) {
+    const int64_t p = kP ? kP : p_;
+    for (int64_t c = 0; c < p; c += W) {
+      for (int64_t j = 0; j < W; ++j) {
+        const int64_t k = c + j;
+        const T x = gt * ct[k] + carry[k];
+        const T dlog = x * hprev[k] * dec[k];  // dL/d(dt_t A_k)
+        dct[k] += gt * ht[k];
+        dbt[k] += x * dut;
+        dA[k] += dlog * d;
+        r_a[j] += dlog * a[k];
+        r_b[j] += x * bt[k];
+        carry[k] = x * dec[k];
+      }
     }
   }
-}
-
-// Per-thread scratch for the backward of one row: O(l * p), reused across the rows of a group.
-template <typename T>
-struct Work {
-  std::vector<T> dt, y, gy, hs, decays, h, carry, zeros;
-  Work(int64_t l, int64_t p) : dt(l), y(l), gy(l), hs(l * p), decays(l * p), h(p), carry(p), zeros(p) {}
 };
-
-struct Grads {
-  at::Tensor du, ddelta, dA, dB, dC, dD, dz, dbias;
-};
-
-// Gradients of row i; dB, dC (b, l, p) are this group's accumulators.
-template <typename T>
-GINR_CLONES void backward_row(const Scan<T>& s, int64_t i, const T* dout, Work<T>& w, const Grads& g, T* dB, T* dC) {
-  constexpr int64_t W = kLanes<T>;
-  const int64_t l = s.l, p = s.p, ei = i % s.e;
-  s.discretize(i, w.dt.data());
-  s.template recur<true>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
-
-  // Gate: out = y silu(z), so dy = dout silu(z) and dz = dout y silu'(z).
-  const T* go = dout + i * l;
-  const T* ui = s.u + i * l;
-  T* gy = w.gy.data();
-  if (s.z) {
-    const T* zi = s.z + i * l;
-    T* dz = g.dz.data_ptr<T>() + i * l;
-    for (int64_t t = 0; t < l; ++t) {
-      const T sg = sigmoid(zi[t]);
-      gy[t] = go[t] * zi[t] * sg;
-      dz[t] = go[t] * w.y[t] * sg * (T(1) + zi[t] * (T(1) - sg));
-    }
-  } else {
-    std::copy(go, go + l, gy);
-  }
-
-  // Back in time; carry = dL/dh_t reaching step t from the later steps.
-  const T* a = s.A + ei * p;
-  const T* Bb = s.Bt + (i / s.e) * l * p;
-  const T* Cb = s.Ct + (i / s.e) * l * p;
-  T* dA = g.dA.data_ptr<T>() + i * p;
-  T* du = g.du.data_ptr<T>() + i * l;
-  T* ddt = g.ddelta.data_ptr<T>() + i * l;
-  T* carry = w.carry.data();
-  std::fill(carry, carry + p, T(0));
-  const T dv = s.D ? s.D[ei] : T(0);
-  T dD = 0;
-  for (int64_t t = l - 1; t >= 0; --t) {
-    const T gt = gy[t], d = w.dt[t], ut = ui[t], dut = d * ut;
-    const T* hprev = t > 0 ? w.hs.data() + (t - 1) * p : w.zeros.data();
-    const T* ht = w.hs.data() + t * p;
-    const T* dec = w.decays.data() + t * p;
-    const T* bt = Bb + t * p;
-    const T* ct = Cb + t * p;
-    T* dbt = dB + (i / s.e) * l * p + t * p;
-    T* dct = dC + (i / s.e) * l * p + t * p;
-    T r_a[W] = {}, r_b[W] = {};  // sum_s dL/d(dt A_s) A_s, and sum_s dL/dh_s B_s
-    step_back<W>(p, gt, d, dut, a, bt, ct, ht, hprev, dec, carry, dA, dbt, dct, r_a, r_b);
-    const T xb = tree_sum<W>(r_b);
-    ddt[t] = tree_sum<W>(r_a) + ut * xb;
-    du[t] = d * xb + (s.D ? gt * dv : T(0));
-    dD += gt * ut;
-  }
-
-  // Through softplus (its derivative is the sigmoid, 1 above the threshold) and the bias.
-  if (s.apply_softplus) {
-    const T* x = s.delta + i * l;
-    const T b = s.bias ? s.bias[ei] : T(0);
-    for (int64_t t = 0; t < l; ++t) ddt[t] *= (x[t] + b > T(20)) ? T(1) : sigmoid(x[t] + b);
-  }
-  T dbias = 0;
-  for (int64_t t = 0; t < l; ++t) dbias += ddt[t];
-  g.dD.data_ptr<T>()[i] = dD;
-  g.dbias.data_ptr<T>()[i] = dbias;
-}
 
 template <typename T>
 Scan<T> make_scan(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
@@ -318,8 +322,8 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1);
   const auto dtype = u.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "selective_scan_cpu: float32 or float64, got ", dtype);
-  TORCH_CHECK(p % kLanes<float> == 0, "selective_scan_cpu: the state size must be padded to a multiple of ",
-              kLanes<float>);
+  TORCH_CHECK(p > 0 && p % kStatePad == 0, "selective_scan_cpu: the state size must be padded to a multiple of ",
+              kStatePad);
   auto expect = [&](const at::Tensor& x, at::IntArrayRef shape, const char* name) {
     TORCH_CHECK(x.sizes() == shape, "selective_scan_cpu: ", name, " has shape ", x.sizes(), ", expected ", shape);
     TORCH_CHECK(x.scalar_type() == dtype && x.is_contiguous() && x.device().is_cpu(), "selective_scan_cpu: ",
@@ -344,8 +348,11 @@ at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
     const auto s = make_scan<scalar_t>(u, delta, A, Bt, Ct, D, z, bias, softplus);
     scalar_t* y = out.data_ptr<scalar_t>();
     at::parallel_for(0, u.size(0) * s.e, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> dt(s.l), h(s.p);  // O(l + p) per thread: nothing of size l * s
-      for (int64_t i = begin; i < end; ++i) s.forward_row(i, dt.data(), h.data(), y + i * s.l);
+      Work<scalar_t> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
+      for (int64_t i = begin; i < end; ++i) {
+        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
+        else s.template forward_row<0>(i, w, y + i * s.l);
+      }
     });
   });
   return out;
@@ -363,23 +370,27 @@ std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, co
   const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), rows = b * e;
   const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
   const auto opt = u.options();
-  Grads g{at::empty({b, e, l}, opt),          at::empty({b, e, l}, opt), at::zeros({b, e, p}, opt),
-          at::zeros({groups, b, l, p}, opt),  at::zeros({groups, b, l, p}, opt), at::empty({b, e}, opt),
-          z ? at::empty({b, e, l}, opt) : at::empty({0}, opt), at::empty({b, e}, opt)};
+  at::Tensor du = at::empty({b, e, l}, opt), ddelta = at::empty({b, e, l}, opt), dA = at::zeros({b, e, p}, opt),
+             dB = at::zeros({groups, b, l, p}, opt), dC = at::zeros({groups, b, l, p}, opt),
+             dD = at::empty({b, e}, opt), dz = at::empty({z ? b : 0, e, l}, opt), dbias = at::empty({b, e}, opt);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
-    const auto s = make_scan<scalar_t>(u, delta, A, Bt, Ct, D, z, bias, softplus);
+    using T = scalar_t;
+    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus);
     const int64_t per_group = (rows + groups - 1) / groups;
     at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
-      Work<scalar_t> w(l, p);
+      Work<T> w(l, p, /*backward=*/true);
       for (int64_t grp = g0; grp < g1; ++grp) {
-        scalar_t* dB = g.dB.data_ptr<scalar_t>() + grp * b * l * p;
-        scalar_t* dC = g.dC.data_ptr<scalar_t>() + grp * b * l * p;
-        for (int64_t i = grp * per_group; i < std::min(rows, (grp + 1) * per_group); ++i)
-          backward_row(s, i, dout.data_ptr<scalar_t>(), w, g, dB, dC);
+        const Grads<T> g{du.data_ptr<T>(), ddelta.data_ptr<T>(), dA.data_ptr<T>(),
+                         dB.data_ptr<T>() + grp * b * l * p, dC.data_ptr<T>() + grp * b * l * p,
+                         dD.data_ptr<T>(), z ? dz.data_ptr<T>() : nullptr, dbias.data_ptr<T>()};
+        for (int64_t i = grp * per_group; i < std::min(rows, (grp + 1) * per_group); ++i) {
+          if (p == kStatePad) s.template backward_row<kStatePad>(i, dout.data_ptr<T>(), w, g);
+          else s.template backward_row<0>(i, dout.data_ptr<T>(), w, g);
+        }
       }
     });
   });
-  return {g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.dbias};
+  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
 }
 
 }  // namespace
