@@ -109,6 +109,17 @@ PRESETS: dict[str, GINRConfig] = {
     ),
     # The seed's worked example: 32x32 RGB, 4x4 patches (64 tokens), 16 LPs, width 256, depth 6.
     "base-2d": GINRConfig(name="base-2d"),
+    # Single-channel volumes, small enough to train on a CPU: 32^3 tiles of 4^3 patches (512 tokens).
+    "tiny-3d": GINRConfig(
+        name="tiny-3d",
+        rank=3,
+        in_channels=1,
+        out_channels=1,
+        input_size=32,
+        positions=PositionConfig(num_lp=64),
+        encoder=EncoderConfig(d_model=64, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(d_hidden=64, n_heads=4, n_freqs=12),
+    ),
     # Single-channel volumes, 32^3 tiles of 4^3 patches (512 tokens).
     "base-3d": GINRConfig(
         name="base-3d",
