@@ -37,6 +37,30 @@ def interpolate_at(x: Tensor, coords: Tensor) -> Tensor:
     return out.reshape(b, x.shape[1], q).transpose(1, 2)  # (b, q, c)
 
 
+def neighbourhood(x: Tensor, coords: Tensor, support: int) -> Tensor:
+    """The `support`^k input cells around each query, and where the query sits among them.
+
+    x (b, c, *spatial), coords (b, q, k) in [-1, 1] -> (b, q, c * support^k + k): the cell values (edges
+    clamped), then the query's fractional offset from the cell centre below it, in [0, 1) per axis. With
+    support 4 in 2D these are exactly the pixels bicubic interpolation weighs; 2 in 3D, trilinear's.
+    """
+    b, c = x.shape[:2]
+    spatial = x.shape[2:]
+    q, k = coords.shape[1:]
+    pos = (coords + 1) / 2 * coords.new_tensor(spatial) - 0.5  # (b, q, k), cell centres at integers
+    below = pos.floor()
+    first = below.long() - (support // 2 - 1)  # (b, q, k)
+    steps = torch.stack(torch.meshgrid(*[torch.arange(support, device=x.device)] * k, indexing="ij"), -1)
+    idx = first[:, :, None, :] + steps.view(1, 1, -1, k)  # (b, q, s^k, k)
+    idx = torch.minimum(idx.clamp(min=0), x.new_tensor(spatial, dtype=torch.long) - 1)
+    flat = torch.zeros_like(idx[..., 0])  # (b, q, s^k) row-major index into the flattened grid
+    for axis in range(k):
+        flat = flat * spatial[axis] + idx[..., axis]
+    values = x.flatten(2).gather(2, flat.view(b, 1, -1).expand(b, c, -1))  # (b, c, q * s^k)
+    values = values.view(b, c, q, -1).permute(0, 2, 1, 3).reshape(b, q, -1)  # (b, q, c * s^k)
+    return torch.cat([values, (pos - below).to(x.dtype)], dim=-1)
+
+
 def fourier_features(x: Tensor, n_freqs: int) -> Tensor:
     """(..., k) -> (..., k * 2 * n_freqs): sin and cos at log-spaced frequencies pi * 2**(i/2)."""
     freqs = math.pi * 2.0 ** (torch.arange(n_freqs, device=x.device, dtype=x.dtype) / 2)  # (f,)

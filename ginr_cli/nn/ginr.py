@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ginr_cli.nn.config import GINRConfig
-from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at
+from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at, neighbourhood
 from ginr_cli.nn.encoder import Encoder
 from ginr_cli.nn.hyponet import Hyponet
 from ginr_cli.nn.position_tokens import LearnablePositions
@@ -34,7 +34,9 @@ class MambaGINR(nn.Module):
         self.tokenizer = PatchTokenizer(cfg.tokenizer, cfg.rank, cfg.in_channels, d)
         self.positions = LearnablePositions(cfg.positions, d)
         self.encoder = Encoder(cfg.encoder)
-        self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels)
+        self.support = 4 if cfg.rank == 2 else 2  # the cells bicubic (2D) or trilinear (3D) weighs
+        base_features = cfg.out_channels + cfg.in_channels * self.support**cfg.rank + cfg.rank
+        self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels, base_features)
 
     def encode(self, x: Tensor) -> Tensor:
         """x (b, c, *spatial) -> LP latents (b, m, d). Any spatial size; the tokenizer pads to the patch."""
@@ -63,8 +65,8 @@ class MambaGINR(nn.Module):
         knows the output resolution; by default the cell of an input of `cfg.input_size`.
         `shape`: the spatial shape the latents were encoded from; needed when it was not a multiple of
         the patch, to map the coordinates into the padded frame the encoder saw.
-        `base` (b, q, c): the input interpolated at the coords (see `interpolate_at`), when the decoder
-        should refine it (upscaling); None to decode from the latents alone.
+        `base` (b, q, f): from `self.base(x, coords)`, when the decoder should refine the input's
+        interpolation (upscaling); None to decode from the latents alone.
         Queries are decoded `chunk_size` at a time, so memory is bounded whatever q is.
         """
         b, q, k = coords.shape
@@ -103,10 +105,14 @@ class MambaGINR(nn.Module):
         return values.transpose(1, 2).reshape(b, -1, *out_shape)  # (b, c, *out_shape)
 
     def base(self, x: Tensor | None, coords: Tensor) -> Tensor | None:
-        """The decoder's base at coords (b, q, k): x interpolated there (None without x or use_base)."""
+        """The decoder's base at coords (b, q, k): x interpolated there, then the input cells around each
+        point and its offset among them: (b, q, f). None without x or use_base."""
         if x is None or not self.cfg.hyponet.use_base:
             return None
-        return interpolate_at(x, coords)  # (b, q, c)
+        values = interpolate_at(x, coords)  # (b, q, c)
+        if self.cfg.in_channels != self.cfg.out_channels:
+            raise ValueError("a base needs as many input as output channels")
+        return torch.cat([values, neighbourhood(x, coords, self.support)], dim=-1)  # (b, q, f)
 
     def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None, use_base: bool = True) -> Tensor:
         """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation."""

@@ -4,9 +4,12 @@ A query is embedded from Fourier features of its coordinates and the log of the 
 decoder knows the output resolution, as LIIF's cell decoding does), attends to the m LP latents in a few
 pre-norm cross-attention layers, and an MLP maps the result to the output channels.
 
-With `use_base`, a query may also carry a base value (the input interpolated there): it is an input
-feature and the output is base + correction. A flag feature tells the decoder whether a base was given.
-The last layer starts at zero, so an untrained decoder returns the base.
+With `use_base`, a query may also carry a base: the input interpolated there, followed by the input
+cells around it and the query's offset among them (see `MambaGINR.base`). The base is an input feature
+and the output is the interpolated value + a correction, so the decoder can learn a sharper, adaptive
+interpolation from the neighbourhood while the LPs bring the context. A flag feature tells the decoder
+whether a base was given; without one it predicts the values from the latents alone. The last layer
+starts at zero, so an untrained decoder returns the interpolation.
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ class CrossAttentionLayer(nn.Module):
 
 
 class Hyponet(nn.Module):
-    def __init__(self, cfg: HyponetConfig, rank: int, d_latent: int, out_channels: int):
+    def __init__(
+        self, cfg: HyponetConfig, rank: int, d_latent: int, out_channels: int, base_features: int = 0
+    ):
         super().__init__()
         self.n_freqs = cfg.n_freqs
         self.out_channels = out_channels
         self.use_base = cfg.use_base
-        base_features = out_channels + 1 if cfg.use_base else 0
-        self.embed = nn.Linear(rank * 2 * cfg.n_freqs + rank + base_features, cfg.d_hidden)
+        self.base_features = base_features if cfg.use_base else 0  # interpolated value + neighbourhood
+        self.embed = nn.Linear(
+            rank * 2 * cfg.n_freqs + rank + self.base_features + cfg.use_base, cfg.d_hidden
+        )
         self.latent_norm = nn.LayerNorm(d_latent)
         self.layers = nn.ModuleList(
             CrossAttentionLayer(cfg.d_hidden, d_latent, cfg.n_heads) for _ in range(cfg.n_attn_layers)
@@ -56,11 +63,11 @@ class Hyponet(nn.Module):
 
     def forward(self, coords: Tensor, cell: Tensor, latents: Tensor, base: Tensor | None = None) -> Tensor:
         """coords (b, q, k) in [-1, 1], cell (b, q, k) cell sides, latents (b, m, d),
-        base (b, q, c) or None -> values (b, q, c)"""
+        base (b, q, f) or None, its first c features the interpolated values -> values (b, q, c)"""
         features = [fourier_features(coords, self.n_freqs), torch.log2(cell)]  # (b, q, f) each
         if self.use_base:
             given = base is not None
-            base_in = base if given else coords.new_zeros(*coords.shape[:2], self.out_channels)  # (b, q, c)
+            base_in = base if given else coords.new_zeros(*coords.shape[:2], self.base_features)  # (b, q, f)
             features += [base_in, coords.new_full((*coords.shape[:2], 1), float(given))]
         elif base is not None:
             raise ValueError("this decoder was built without use_base; it takes no base")
@@ -69,4 +76,4 @@ class Hyponet(nn.Module):
         for layer in self.layers:
             h = layer(h, latents)  # (b, q, d_hidden)
         out = self.mlp(h)  # (b, q, c)
-        return out if base is None else base + out
+        return out if base is None else base[..., : self.out_channels] + out

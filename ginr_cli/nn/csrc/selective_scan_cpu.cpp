@@ -7,12 +7,16 @@
 // Layout, prepared by scan_cpu.py: u, delta, z (b, e, l); A (e, p); Bt, Ct (b, l, p); D, delta_bias (e,);
 // all contiguous and of one dtype (float or double). p is the state size s padded with zeros to a multiple
 // of 16: a padded state stays 0 and adds nothing, and every inner loop runs a fixed width the compiler
-// vectorises; p = 16 (d_state <= 16, the usual case) gets its own compiled copy with p a constant. Plain -O3, no -ffast-math: exp, softplus and sigmoid are written out (fast_exp) so those loops
-// vectorise at all, since a libm call keeps a loop scalar.
+// vectorises. p = 16 (d_state <= 16, the usual case) gets its own copy with p a compile-time constant.
 //
-// Backward recomputes the states of one channel into a per-thread (l, p) buffer, then walks back in time:
-// nothing of size b * e * l * s is kept between forward and backward. dB and dC sum over channels, so each
-// thread group accumulates its own (b, l, p) copy, summed by the caller (deterministic, no atomics).
+// Built with plain -O3 (+ -fno-trapping-math, which changes no value), no -ffast-math: exp, softplus and
+// sigmoid are written out below, branch-free, since a libm call keeps a loop scalar. GCC or Clang (vector
+// extensions); elsewhere the build fails and scan.py keeps to its PyTorch scan.
+//
+// Backward recomputes the states of one row into a per-thread (l, p) buffer, then walks back in time:
+// nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
+// keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
+// so each thread group accumulates its own (b, l, p) copy, summed by the caller: deterministic, no atomics.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
