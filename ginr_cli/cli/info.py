@@ -13,13 +13,17 @@ from ginr_cli.cli.common import JsonOption, report_errors
 
 @report_errors
 def info(
-    path: Annotated[str, typer.Argument(help="A model folder or a shipped model's name.")],
+    path: Annotated[
+        str, typer.Argument(help="A latent .safetensors file, a model folder or a shipped model's name.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show what a model folder holds: architecture, size and fingerprint."""
+    """Show what a latent file or a model folder holds: model, source, shape, spacing, sizes."""
     from ginr_cli.io.checkpoints import describe_model, find_model
+    from ginr_cli.io.latents import describe_latent
 
-    facts = describe_model(find_model(path))
+    is_file = Path(path).is_file()
+    facts = describe_latent(path) if is_file else describe_model(find_model(path))
     if as_json:
         typer.echo(json.dumps(facts))
         return

@@ -132,3 +132,28 @@ def load_latent(
             f"latents of shape (m, d) = {tuple(tensor.shape[2:])}, the model needs {latent_shape}", path
         )
     return LatentFile(tensor.float(), name, fp, source, normalization, tiles, version)
+
+
+def describe_latent(path: str | Path) -> dict[str, Any]:
+    """What `ginr info` shows of a latent file."""
+    path = Path(path)
+    latent = load_latent(path)
+    source = latent.source
+    facts = {
+        "path": str(path),
+        "format": latent.format,
+        "model": latent.model_name,
+        "fingerprint": latent.fingerprint,
+        "source": f"{source['kind']} {source.get('name', '')}".strip(),
+        "shape": "x".join(map(str, source["shape"])),
+        "channels": source["channels"],
+        "dtype": source["dtype"],
+        "latents (frames, tiles, m, d)": "x".join(map(str, latent.latents.shape)),
+        "tile grid": f"{latent.tiles['tile']} overlap {latent.tiles['overlap']}",
+        "size KiB": round(path.stat().st_size / 1024, 1),
+    }
+    if "spacing" in source:
+        facts["spacing"] = (
+            " x ".join(f"{v:g}" for v in source["spacing"]) + f" {source.get('unit', '')}".rstrip()
+        )
+    return facts
