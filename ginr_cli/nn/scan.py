@@ -183,10 +183,8 @@ def resolve_backend(backend: Backend, device: torch.device) -> str:
     if device.type == "cuda" and _mamba_ssm_scan is not None:
         return "cuda"
     if device.type == "cpu":
-        try:
-            from ginr_cli.nn import scan_cpu
-        except ImportError:
-            return "torch"
+        from ginr_cli.nn import scan_cpu
+
         if scan_cpu.ready():
             return "cpp"
     return "torch"

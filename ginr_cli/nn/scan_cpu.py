@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "selective_scan_cpu.cpp"
 EXTENSION = "ginr_selective_scan_cpu"
-# Portable flags only: the cached build may move to another x86/ARM machine, so no -march=native, and no
+# Portable flags only: the cached build may move to another machine, so no -march=native, and no
 # -ffast-math (it changes exp and NaN handling). -fno-trapping-math changes no value: it only lets the
 # compiler turn the selects in the exp/softplus code into vector blends. -fopenmp makes at::parallel_for
 # run on torch's OpenMP threads (it links the libgomp torch already loaded).
@@ -83,9 +83,10 @@ def _load() -> bool:
         )
     except Exception as err:  # compiler errors, a missing header, a broken toolchain
         log.debug("building %s failed", EXTENSION, exc_info=True)
-        reason = next((line for line in reversed(str(err).splitlines()) if line.strip()), type(err).__name__)
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        reason = next((line for line in lines if "error:" in line), lines[0])  # the compiler's first error
         warnings.warn(
-            f"the compiled CPU scan is unavailable ({reason.strip()}); using the pure-PyTorch scan instead",
+            f"the compiled CPU scan is unavailable ({reason}); using the pure-PyTorch scan instead",
             RuntimeWarning,
             stacklevel=3,
         )

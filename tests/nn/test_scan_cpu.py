@@ -1,0 +1,145 @@
+"""The compiled CPU scan is held to the sequential reference, forward and every gradient."""
+
+import warnings
+
+import pytest
+import torch
+
+from ginr_cli.nn import scan_cpu
+from ginr_cli.nn.scan import selective_scan, selective_scan_ref
+from ginr_cli.nn.scan_cpu import can_build, selective_scan_cpu
+
+pytestmark = pytest.mark.skipif(not can_build(), reason="needs a C++ compiler and ninja")
+
+INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built():
+    assert scan_cpu.ready(), "a compiler is present, so the extension should build"
+
+
+def make_inputs(b, e, s, l, dtype=torch.float64, seed=0):
+    """Mamba-like inputs; u, z, B and C are transposed views, as mamba.py passes them (not contiguous)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=1.0):
+        return torch.randn(*shape, generator=g, dtype=dtype) * scale
+
+    return dict(
+        u=rand(b, l, e).transpose(1, 2),
+        delta=rand(b, e, l, scale=0.5),
+        A=-torch.rand(e, s, generator=g, dtype=dtype) * 3,
+        B=rand(b, l, s).transpose(1, 2),
+        C=rand(b, l, s).transpose(1, 2),
+        D=rand(e),
+        z=rand(b, l, e).transpose(1, 2),
+        delta_bias=rand(e, scale=0.3),
+    )
+
+
+def with_grad(inputs):
+    return {k: v.detach().requires_grad_() for k, v in inputs.items()}
+
+
+def grads(out, inputs):
+    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)  # a gradient unlike ones
+    keys = [k for k in INPUTS if k in inputs]
+    return dict(zip(keys, torch.autograd.grad((out * weight).sum(), [inputs[k] for k in keys]), strict=True))
+
+
+def assert_matches_reference(inputs, delta_softplus, tol):
+    inputs = with_grad(inputs)
+    ref = selective_scan_ref(**inputs, delta_softplus=delta_softplus)
+    out = selective_scan_cpu(**inputs, delta_softplus=delta_softplus)
+    torch.testing.assert_close(out, ref, **tol)
+    want, got = grads(ref, inputs), grads(out, inputs)
+    for name in want:
+        scale = want[name].abs().max().item()  # sums over l: judge each gradient on its own scale
+        torch.testing.assert_close(
+            got[name],
+            want[name],
+            rtol=tol["rtol"],
+            atol=tol["atol"] * max(scale, 1.0),
+            msg=lambda m, name=name: f"d{name}: {m}",
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("l", [1, 37, 700])
+@pytest.mark.parametrize("options", ["all", "none", "D only", "z and bias"])
+def test_matches_reference(dtype, l, options):
+    inputs = make_inputs(2, 6, 4, l, dtype)
+    keep = {"all": INPUTS, "none": INPUTS[:5], "D only": INPUTS[:6], "z and bias": INPUTS[:5] + INPUTS[6:]}
+    inputs = {k: v for k, v in inputs.items() if k in keep[options]}
+    if options == "none":  # delta used as given: keep it positive, or the states grow without bound
+        inputs["delta"] = inputs["delta"].abs()
+    assert_matches_reference(inputs, delta_softplus=options != "none", tol=TOL[dtype])
+
+
+@pytest.mark.parametrize("s", [1, 16, 20])  # padded to 16 (the fixed-size loop), exactly 16, to 32 (generic)
+def test_state_sizes(s):
+    assert_matches_reference(make_inputs(1, 3, s, 29), delta_softplus=True, tol=TOL[torch.float64])
+
+
+def test_uneven_thread_groups():
+    """Three thread groups over 2 * 5 channels: each keeps its own dB, dC partial sums."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert_matches_reference(make_inputs(2, 5, 4, 23), delta_softplus=True, tol=TOL[torch.float64])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_gradcheck():
+    inputs = with_grad({k: v.contiguous() for k, v in make_inputs(1, 2, 3, 5).items()})
+
+    def fn(*xs):
+        return selective_scan_cpu(**dict(zip(INPUTS, xs, strict=True)), delta_softplus=True)
+
+    assert torch.autograd.gradcheck(fn, [inputs[k] for k in INPUTS])
+
+
+def test_bfloat16_is_computed_in_float32_and_returned_as_bfloat16():
+    inputs = with_grad({k: v.to(torch.bfloat16) for k, v in make_inputs(1, 4, 4, 33, torch.float32).items()})
+    out = selective_scan_cpu(**inputs, delta_softplus=True)
+    assert out.dtype == torch.bfloat16
+    ref = selective_scan_ref(**{k: v.float() for k, v in inputs.items()}, delta_softplus=True)
+    torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1e-2)
+    out.float().sum().backward()
+    assert all(inputs[k].grad.dtype == torch.bfloat16 for k in INPUTS)
+
+
+def test_no_grad_forward_equals_grad_forward():
+    inputs = make_inputs(2, 4, 4, 50, torch.float32)
+    with torch.no_grad():
+        fast = selective_scan_cpu(**inputs, delta_softplus=True)
+    torch.testing.assert_close(
+        fast, selective_scan_cpu(**with_grad(inputs), delta_softplus=True), rtol=0, atol=0
+    )
+
+
+def test_auto_picks_cpp_on_cpu():
+    inputs = make_inputs(1, 3, 4, 9, torch.float32)
+    torch.testing.assert_close(
+        selective_scan(**inputs, backend="auto"), selective_scan_cpu(**inputs), rtol=0, atol=0
+    )
+
+
+def test_build_failure_warns_once_and_falls_back(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def broken(**kwargs):
+        raise RuntimeError("Error building extension\nfatal error: no such header")
+
+    monkeypatch.setattr(scan_cpu, "_ready", None)
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert scan_cpu.ready() is False
+        assert scan_cpu.ready() is False  # cached: no second attempt, no second warning
+    assert len(caught) == 1 and "pure-PyTorch scan" in str(caught[0].message)
+    with pytest.raises(RuntimeError, match="backend='torch'"):
+        selective_scan_cpu(**make_inputs(1, 2, 2, 3))
