@@ -49,7 +49,9 @@ def volumes(out: Path) -> None:
     for name in TRAIN_VOLUMES:
         shutil.copy(MRICRON / name, out / "train" / name)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "nilearn"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "nilearn"], check=True
+        )
         wheel = next(Path(tmp).glob("nilearn-*.whl"))
         with zipfile.ZipFile(wheel) as z, open(out / "eval" / "mni152_t1_1mm.nii.gz", "wb") as f:
             f.write(z.read(MNI))
