@@ -7,8 +7,8 @@ Mamba (Gu & Dao, 2023), one direction:
     y = selective_scan(x, delta, A, B, C, D) * silu(z)
     out = out_proj(y)
 
-BiMamba runs one Mamba forward in time and another on the reversed sequence and averages them. The two
-scans run as one call over 2e channels: on the CPU the scan is the serial part, so this halves its cost.
+BiMamba runs one Mamba forward in time and another on the reversed sequence and averages them. With the
+pure-PyTorch scan the two run as one call over 2e channels, halving its per-step cost.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ginr_cli.nn.config import EncoderConfig
-from ginr_cli.nn.scan import selective_scan
+from ginr_cli.nn.scan import resolve_backend, selective_scan
 
 
 class Mamba(nn.Module):
@@ -49,10 +49,16 @@ class Mamba(nn.Module):
     def scan_inputs(self, u: Tensor) -> dict[str, Tensor]:
         """u (b, l, d) -> the selective scan's arguments, channel-first (b, e, l) as mamba-ssm wants."""
         l = u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (b, l, e) each
-        x = F.silu(self.conv(x.transpose(1, 2))[..., :l])  # (b, e, l)
+        # Channel-first from the start: W @ u^T as one batched GEMM is (b, 2e, l), the layout the conv and
+        # the scan want, without the transposed copies `matmul` or `linear` + transpose would make.
+        b = u.shape[0]
+        xz = torch.bmm(self.in_proj.weight.expand(b, -1, -1), u.transpose(1, 2))  # (b, 2e, l), contiguous
+        x, z = xz.chunk(2, dim=1)  # (b, e, l) each
+        x = F.silu(self.conv(x)[..., :l])  # (b, e, l)
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], -1)
-        delta = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # (b, e, l); its bias goes in the scan
+        delta = torch.bmm(
+            self.dt_proj.weight.expand(b, -1, -1), dt.transpose(1, 2)
+        )  # (b, e, l); bias: in the scan
         return dict(
             u=x,
             delta=delta,
@@ -60,8 +66,8 @@ class Mamba(nn.Module):
             B=B.transpose(1, 2),
             C=C.transpose(1, 2),  # (b, s, l)
             D=self.D.float(),
-            z=z.transpose(1, 2),
-            delta_bias=self.dt_proj.bias.float(),  # z (b, e, l)
+            z=z,  # (b, e, l)
+            delta_bias=self.dt_proj.bias.float(),
         )
 
     def forward(self, u: Tensor) -> Tensor:
@@ -81,13 +87,16 @@ class BiMamba(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d)"""
+        if resolve_backend(self.backend, x.device) != "torch":  # fused kernels: one call per direction
+            return (self.forward_mamba(x) + self.reverse_mamba(x.flip(1)).flip(1)) / 2
+        # The pure-PyTorch scan pays per time step: run both directions as one scan over 2e channels, in
+        # two groups with their own B and C, which halves its steps.
         fwd = self.forward_mamba.scan_inputs(x)
         rev = self.reverse_mamba.scan_inputs(x.flip(1))
-        # One scan over both directions: 2e channels, in two groups with their own B and C.
         channel_dim = {"u": 1, "delta": 1, "z": 1, "A": 0, "D": 0, "delta_bias": 0}
         both = {k: torch.cat([fwd[k], rev[k]], dim=dim) for k, dim in channel_dim.items()}
         both |= {k: torch.stack([fwd[k], rev[k]], dim=1) for k in ("B", "C")}  # (b, 2, s, l)
-        y = selective_scan(**both, delta_softplus=True, backend=self.backend)  # (b, 2e, l)
+        y = selective_scan(**both, delta_softplus=True, backend="torch")  # (b, 2e, l)
         y_fwd, y_rev = y.chunk(2, dim=1)  # (b, e, l) each
         out_fwd = self.forward_mamba.out_proj(y_fwd.transpose(1, 2))  # (b, l, d)
         out_rev = self.reverse_mamba.out_proj(y_rev.transpose(1, 2)).flip(1)  # (b, l, d)
