@@ -31,3 +31,16 @@ def test_info_on_a_missing_model_is_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0
     assert "nothing: no model folder" in result.stderr
+
+
+def test_info_describes_a_latent(ginr, nifti_latent, model_3d):
+    fp = json.loads(ginr("info", model_3d, "--json").stdout)["fingerprint"]
+    result = ginr("info", nifti_latent, "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["fingerprint"] == fp and facts["model"] == "test-3d-mamba"
+    assert facts["source"] == "nifti anatomical.nii.gz" and facts["shape"] == "33x41x25"
+    assert facts["dtype"] == "int16" and facts["spacing"] == "2 x 2 x 2 mm"
+    assert facts["size KiB"] == round(nifti_latent.stat().st_size / 1024, 1)
+    table = ginr("info", nifti_latent)
+    assert table.exit_code == 0 and fp in table.stdout and "33x41x25" in table.stdout
