@@ -73,6 +73,7 @@ def decode(
     from ginr_cli.engine.infer import pick_device
     from ginr_cli.errors import GinrError, UsageError
 
+    targets.check_exclusive({"--scale": scale, "--size": size, "--spacing": spacing})
     scale_v = targets.parse_floats(scale, "--scale") if scale else None
     size_v = targets.parse_size(size) if size else None
     spacing_v = targets.parse_floats(spacing, "--spacing") if spacing else None

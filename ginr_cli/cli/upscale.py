@@ -92,6 +92,15 @@ def upscale(
 
     if kind not in ("auto", "image", "volume"):
         raise UsageError(f"--kind must be auto, image or volume, not {kind!r}")
+    targets.check_exclusive(
+        {
+            "--scale": scale,
+            "--size": size,
+            "--width/--height": width or height,
+            "--spacing": spacing,
+            "--like": like,
+        }
+    )
     target = Target(
         scale=tuple(targets.parse_floats(scale, "--scale")) if scale else None,
         size=targets.parse_size(size) if size else None,

@@ -75,12 +75,15 @@ def plan_jobs(
                 jobs.append(Job(item, output / (split_name(item)[0] + suffix + ext(item))))
         else:
             raise UsageError("no such file or folder", item)
+    # Writing beside the inputs (same folder, a --suffix): files that are some job's output, from an
+    # earlier run, are not inputs themselves, so a rerun resumes instead of upscaling the outputs.
+    made_by = {job.dst.resolve(): job.src.resolve() for job in jobs}
+    jobs = [job for job in jobs if made_by.get(job.src.resolve(), job.src.resolve()) == job.src.resolve()]
     sources = {job.src.resolve() for job in jobs}
     for job in jobs:
         if job.dst.resolve() in sources:
             raise UsageError(
-                f"the output would overwrite the input {job.src}: choose another folder, --suffix or --ext",
-                job.dst,
+                "this output would overwrite an input: choose another folder, --suffix or --ext", job.dst
             )
     return jobs
 
@@ -140,6 +143,8 @@ def run_jobs(
             except KeyboardInterrupt:
                 summary.interrupted = True
                 break
+            except UsageError:  # the command line is wrong for every file: stop, exit 2
+                raise
             except GinrError as err:
                 message = err.message if err.path in (None, job.src) else str(err)
                 outcome = Outcome(job, "failed", message)

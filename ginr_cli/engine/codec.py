@@ -33,7 +33,7 @@ class EncodeReport:
 
     def __str__(self) -> str:
         text = f"latent {self.latent_bytes / 1024:.1f} KiB, raw {self.raw_bytes / 1024:.1f} KiB"
-        text += f" ({self.ratio:.2f}x smaller)"
+        text += f" ({self.ratio:.2f}x smaller)" if self.ratio >= 1 else f" ({1 / self.ratio:.2f}x larger)"
         return text + (f", PSNR at scale 1: {self.psnr:.2f} dB" if self.psnr is not None else "")
 
 

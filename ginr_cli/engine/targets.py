@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ginr_cli.errors import UsageError
+from ginr_cli.errors import GinrError, UsageError
+from ginr_cli.io.geometry import output_shape
 
 
 def parse_floats(text: str, what: str) -> list[float]:
@@ -31,15 +32,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def per_axis(values: Sequence[float], rank: int, what: str) -> list[float]:
+    """One value for every axis, or one per axis. A count that does not fit is this input's failure
+    (in a folder of 2D and 3D files, `--scale 1,1,2` fits only the volumes)."""
     if len(values) == 1:
         return list(values) * rank
     if len(values) != rank:
-        raise UsageError(f"{what} takes 1 or {rank} values for this input, got {len(values)}")
+        raise GinrError(f"{what} takes 1 or {rank} values for this {rank}D input, got {len(values)}")
     return list(values)
 
 
 def scaled_shape(shape: Sequence[int], scales: Sequence[float]) -> tuple[int, ...]:
-    return tuple(max(1, round(n * s)) for n, s in zip(shape, scales, strict=True))
+    """n * s per axis, rounded half up, at least 1 (`io.geometry.output_shape`)."""
+    return output_shape(shape, scales)
 
 
 def image_shape(
@@ -53,9 +57,6 @@ def image_shape(
     """Output (h, w) of an image. `scale` is one value or (x, y), like --size's width x height; with
     nothing given, `default` for both axes."""
     h, w = hw
-    given = sum(v is not None for v in (scale, size)) + (width is not None or height is not None)
-    if given > 1:
-        raise UsageError("give only one of --scale, --size, or --width/--height")
     if size is not None:
         return size[1], size[0]
     if width is not None or height is not None:
@@ -77,8 +78,6 @@ def volume_shape(
 ) -> tuple[int, ...]:
     """Output shape of a volume, in the file's axis order: by scale, by target voxel spacing (the field of
     view kept, so n * old / new voxels), or the grid of a reference file."""
-    if sum(v is not None for v in (scale, spacing, like_shape)) > 1:
-        raise UsageError("give only one of --scale, --spacing or --like")
     if like_shape is not None:
         return tuple(like_shape)
     if spacing is not None:
@@ -87,3 +86,11 @@ def volume_shape(
         target = per_axis(spacing, len(shape), "--spacing")
         return scaled_shape(shape, [old / new for old, new in zip(source_spacing, target, strict=True)])
     return scaled_shape(shape, per_axis(scale or [default], len(shape), "--scale"))
+
+
+def check_exclusive(given: dict[str, object]) -> None:
+    """Refuse, before any file is read, options that each fix the output size: only one may be given.
+    `given` maps option names to their values (None when not given)."""
+    named = [name for name, value in given.items() if value is not None]
+    if len(named) > 1:
+        raise UsageError(f"give only one of {', '.join(named)}: each sets the output size")

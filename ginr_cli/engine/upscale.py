@@ -84,6 +84,8 @@ def upscale_image(
 ) -> Result:
     from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 
+    if target.spacing is not None or target.like is not None:
+        raise GinrError("--spacing and --like apply to volumes, and this is an image", src)
     image = read_image(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     hw = image.color.shape[:2]
     out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
@@ -134,6 +136,8 @@ def upscale_volume(
 ) -> Result:
     from ginr_cli.io.volumes import read_volume, write_volume
 
+    if target.size is not None or target.width is not None or target.height is not None:
+        raise GinrError("--size, --width and --height apply to images, and this is a volume", src)
     volume = read_volume(src)
     shape = volume.data.shape[1:]
     if target.like:

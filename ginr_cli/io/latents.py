@@ -63,7 +63,9 @@ def read_source_metadata(path: str | Path) -> dict[str, Any]:
         return source
     except FileNotFoundError as err:
         raise GinrError("no such file", path) from err
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+    except KeyError as err:
+        raise GinrError(f"not a ginr latent: its metadata lacks {err.args[0]}", path) from err
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
         raise GinrError(f"not a readable ginr latent ({err})", path) from err
 
 
@@ -124,7 +126,7 @@ def load_latent(
     if fingerprint is not None and fp != fingerprint:
         raise GinrError(
             f"made by model '{name}' (fingerprint {fp}), not by the model given (fingerprint {fingerprint}): "
-            f"decode it with --model {name}",
+            f"decode it with the model that encoded it",
             path,
         )
     if latent_shape is not None and tuple(tensor.shape[2:]) != tuple(latent_shape):

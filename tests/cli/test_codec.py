@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from tests.cli.conftest import CORNER
 
 REPORT = re.compile(
-    r"latent (?P<latent>[\d.]+) KiB, raw (?P<raw>[\d.]+) KiB \((?P<ratio>[\d.]+)x smaller\)"
+    r"latent (?P<latent>[\d.]+) KiB, raw (?P<raw>[\d.]+) KiB \((?P<ratio>[\d.]+)x (?P<way>smaller|larger)\)"
     r"(, PSNR at scale 1: (?P<psnr>-?[\d.]+) dB)?"
 )
 
@@ -39,7 +39,9 @@ def test_encode_reports_sizes_ratio_and_psnr(image_latents, tmp_path):
         bytes_per_sample = 2 if name == "c" else 1
         raw = 24 * 20 * channels * bytes_per_sample
         assert float(facts["raw"]) == pytest.approx(raw / 1024, abs=0.05)
-        assert float(facts["ratio"]) == pytest.approx(raw / latent.stat().st_size, abs=0.006)
+        ratio = raw / latent.stat().st_size
+        assert facts["way"] == ("smaller" if ratio >= 1 else "larger")
+        assert float(facts["ratio"]) == pytest.approx(ratio if ratio >= 1 else 1 / ratio, abs=0.006)
         assert math.isfinite(float(facts["psnr"]))
     assert image_latents.stdout.splitlines()[-1] == "encode: 3 done, 0 skipped, 0 failed"
 
