@@ -34,7 +34,7 @@ class MambaGINR(nn.Module):
         self.tokenizer = PatchTokenizer(cfg.tokenizer, cfg.rank, cfg.in_channels, d)
         self.positions = LearnablePositions(cfg.positions, d)
         self.encoder = Encoder(cfg.encoder)
-        self.support = 4 if cfg.rank == 2 else 2  # the cells bicubic (2D) or trilinear (3D) weighs
+        self.support = 4  # the 4^k cells cubic interpolation weighs: the decoder can learn at least that
         base_features = cfg.out_channels + cfg.in_channels * self.support**cfg.rank + cfg.rank
         self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels, base_features)
 
