@@ -174,8 +174,13 @@ def _write_preview(path: Path, panel) -> None:
     write_image(path, color, None, ImageMeta(format="PNG", mode="RGB", bit_depth=8, size=color.shape[:2]))
 
 
-def train(opts: TrainOptions, on_log: Callable[[dict], None] | None = None) -> Path:
-    """Run (or resume) a training run. Returns the folder of the final model."""
+def train(
+    opts: TrainOptions, on_log: Callable[[dict], None] | None = None, stop_after: int | None = None
+) -> Path:
+    """Run (or resume) a training run. Returns the folder of the final model.
+
+    `stop_after` ends the run early at that step, as a kill would, leaving its checkpoint to resume from.
+    """
     rank, world = _distributed()
     out = Path(opts.out)
     device = pick_device(opts.device)
@@ -225,7 +230,8 @@ def train(opts: TrainOptions, on_log: Callable[[dict], None] | None = None) -> P
     board = _tensorboard(out) if rank == 0 else None
     started = time.perf_counter()
     model.train()
-    while step < opts.steps:
+    last = opts.steps if stop_after is None else min(stop_after, opts.steps)
+    while step < last:
         chosen = indices[step * per_rank : (step + 1) * per_rank]
         batch = torch.utils.data.default_collate([samples[i] for i in chosen])
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -268,6 +274,8 @@ def train(opts: TrainOptions, on_log: Callable[[dict], None] | None = None) -> P
         if step % opts.checkpoint_every == 0 or step == opts.steps:
             save_model(model, checkpoint)
             _save_trainer(checkpoint / "trainer.safetensors", optimizer, step)
+    if step < opts.steps:  # stopped early: no final model
+        return checkpoint
     final = out / "model"
     if rank == 0:
         save_model(model, final)

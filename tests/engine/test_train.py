@@ -1,0 +1,90 @@
+"""The training engine: resumes exactly, runs data-parallel under torchrun, guards against NaN."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ginr_cli.engine.train import TrainOptions, learning_rate, train
+from ginr_cli.io.checkpoints import fingerprint, load_model
+
+SET5 = Path(__file__).resolve().parents[3] / "shared" / "data" / "sr-benchmarks" / "Set5" / "image_SRF_2"
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Three small real photos (crops of Set5 HR images), or synthetic texture if the set is absent."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, path in enumerate(sorted(SET5.glob("*_HR.png"))[:3]):
+        Image.open(path).convert("RGB").crop((0, 0, 64, 56)).save(folder / f"p{i}.png")
+    if not any(folder.iterdir()):
+        g = torch.Generator().manual_seed(0)
+        for i in range(3):
+            array = (torch.rand(56, 64, 3, generator=g) * 255).byte().numpy()
+            Image.fromarray(array).save(folder / f"p{i}.png")
+    return folder
+
+
+def options(data, out, **changes):
+    base = dict(data=str(data), out=str(out), model="tiny-2d", steps=6, batch=2, queries=64, warmup=2,
+                checkpoint_every=3, validate_every=3, log_every=1, seed=3)
+    base.update(changes)
+    return TrainOptions(**base)
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    with (run / "log.csv").open() as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+def test_a_resumed_run_continues_the_same_loss_curve(photos, tmp_path):
+    straight = tmp_path / "straight"
+    train(options(photos, straight))
+    # The same run stopped at its step-3 checkpoint, then resumed.
+    resumed = tmp_path / "resumed"
+    train(options(photos, resumed, steps=6, checkpoint_every=3), stop_after=3)
+    assert losses(resumed)[-1][0] == 3
+    train(options(photos, resumed, resume=True))
+    assert [s for s, _ in losses(resumed)] == list(range(1, 7))
+    for (s1, l1), (s2, l2) in zip(losses(straight), losses(resumed), strict=True):
+        assert s1 == s2 and l1 == pytest.approx(l2, rel=1e-4, abs=1e-6)
+    a, _ = load_model(straight / "model")
+    b, _ = load_model(resumed / "model")
+    for name, tensor in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[name], tensor, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(photos, tmp_path):
+    from ginr_cli.errors import GinrError
+
+    with pytest.raises(GinrError, match="nothing to resume"):
+        train(options(photos, tmp_path / "none", resume=True))
+
+
+def test_learning_rate_warms_up_then_decays():
+    opts = options(".", ".", steps=100, warmup=10, lr=1e-3)
+    rates = [learning_rate(s, opts) for s in range(100)]
+    assert rates[0] < rates[9] == pytest.approx(1e-3)
+    assert rates[10] > rates[50] > rates[99] >= 0.05e-3
+
+
+def test_two_processes_under_torchrun_hold_identical_weights(photos, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "ginr_cli", "train", "--data", str(photos), "--out", str(run), "--steps", "4", "--batch", "4",
+           "--queries", "64", "--warmup", "1", "--checkpoint-every", "2", "--validate-every", "2", "-q"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = json.loads((run / "ranks.json").read_text())["fingerprints"]
+    assert len(ranks) == 2 and ranks[0] == ranks[1]
+    model, fp = load_model(run / "model")
+    assert fingerprint(model.state_dict()) == ranks[0]
+    assert json.loads((run / "train.json").read_text())["world"] == 2
