@@ -1,7 +1,13 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from ginr_cli.nn.config import EncoderConfig, GINRConfig, HyponetConfig, PositionConfig, TokenizerConfig
+
+# ../shared beside the checkout: the real benchmark images of DATA.md.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SET5_X2 = SHARED / "data" / "sr-benchmarks" / "Set5" / "image_SRF_2"
 
 
 def tiny_config(rank: int = 2, mixer: str = "mamba", backend: str = "torch", **changes) -> GINRConfig:

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from ginr_cli.cli.app import app
 from ginr_cli.io.checkpoints import save_model
 from ginr_cli.nn.ginr import MambaGINR
-from tests.conftest import tiny_config, untrained
+from tests.conftest import SET5_X2, tiny_config, untrained
 
-SET5_HR = Path("/work/shared/data/sr-benchmarks/Set5/image_SRF_2")
+SET5_HR = SET5_X2
 ANATOMICAL = Path(os.path.dirname(nib.__file__)) / "tests" / "data" / "anatomical.nii"  # 33x41x25 int16
 CORNER = np.array([-0.5, -0.5, -0.5, 1.0])  # the corner of the field of view, in voxel coordinates
 

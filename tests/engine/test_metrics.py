@@ -1,13 +1,13 @@
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from ginr_cli.engine.metrics import image_scores, psnr, rgb_to_y, ssim, volume_scores
+from tests.conftest import SET5_X2
 
-SET5 = Path(__file__).resolve().parents[3] / "shared" / "data" / "sr-benchmarks" / "Set5" / "image_SRF_2"
+SET5 = SET5_X2
 
 
 def test_psnr_of_a_known_error():

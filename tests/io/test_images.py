@@ -20,8 +20,9 @@ from ginr_cli.io.images import (
     read_image,
     write_image,
 )
+from tests.conftest import SET5_X2
 
-PHOTO = Path("/work/shared/data/sr-benchmarks/Set5/image_SRF_2/img_001_SRF_2_HR.png")
+PHOTO = SET5_X2 / "img_001_SRF_2_HR.png"
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 RNG = np.random.default_rng(0)
 
