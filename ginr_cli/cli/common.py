@@ -47,6 +47,9 @@ def report_errors(command: F) -> F:
 PrecisionOption = Annotated[
     str, typer.Option("--precision", help="auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16.")
 ]
+DtypeOption = Annotated[
+    str, typer.Option("--dtype", help="Volumes: output data type, keep (the source's) or float32.")
+]
 BatchOption = Annotated[int, typer.Option("--batch", min=1, help="Tiles encoded at once (bounds memory).")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist.")]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also process subfolders.")]

@@ -10,6 +10,7 @@ import typer
 from ginr_cli.cli.common import (
     BatchOption,
     DeviceOption,
+    DtypeOption,
     JsonOption,
     ModelOption,
     OverwriteOption,
@@ -56,6 +57,7 @@ def decode(
     ] = None,
     ext: Annotated[str, typer.Option(help="Output format by extension, or auto: the source's.")] = "auto",
     quality: Annotated[int | None, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = None,
+    dtype: DtypeOption = "keep",
     batch: BatchOption = 8,
     overwrite: OverwriteOption = False,
     model: ModelOption = None,
@@ -73,6 +75,8 @@ def decode(
     from ginr_cli.engine.infer import pick_device
     from ginr_cli.errors import GinrError, UsageError
 
+    if dtype not in ("keep", "float32"):
+        raise UsageError(f"--dtype must be keep or float32, not {dtype!r}")
     targets.check_exclusive({"--scale": scale, "--size": size, "--spacing": spacing})
     scale_v = targets.parse_floats(scale, "--scale") if scale else None
     size_v = targets.parse_size(size) if size else None
@@ -113,7 +117,10 @@ def decode(
             if kind == "image" or not 0 <= axis < len(shape) or not -0.5 <= position <= shape[axis] - 0.5:
                 raise UsageError(f"--slice {slice_} is outside this {len(shape)}D input of shape {shape}")
             plane = (axis, position)
-        return decode_file(net, fp, torch_device, job.src, job.dst, out_shape_of, box, plane, batch, quality)
+        kept = None if dtype == "keep" else dtype
+        return decode_file(
+            net, fp, torch_device, job.src, job.dst, out_shape_of, box, plane, batch, quality, kept
+        )
 
     reporter = Reporter(len(jobs), "decode", quiet, verbose, as_json)
     summary = run_jobs(jobs, run, overwrite, reporter.start, reporter.end)

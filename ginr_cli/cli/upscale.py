@@ -10,6 +10,7 @@ import typer
 from ginr_cli.cli.common import (
     BatchOption,
     DeviceOption,
+    DtypeOption,
     JsonOption,
     ModelOption,
     OverwriteOption,
@@ -67,6 +68,7 @@ def upscale(
     quality: Annotated[
         int | None, typer.Option(min=1, max=100, help="JPEG/WebP quality (default: JPEG 95, WebP lossless).")
     ] = None,
+    dtype: DtypeOption = "keep",
     tile: Annotated[int | None, typer.Option(min=4, help="Tile side (default: the model's).")] = None,
     batch: BatchOption = 8,
     max_pixels: Annotated[
@@ -90,6 +92,8 @@ def upscale(
     from ginr_cli.engine.upscale import Target, upscale_file
     from ginr_cli.errors import UsageError
 
+    if dtype not in ("keep", "float32"):
+        raise UsageError(f"--dtype must be keep or float32, not {dtype!r}")
     if kind not in ("auto", "image", "volume"):
         raise UsageError(f"--kind must be auto, image or volume, not {kind!r}")
     targets.check_exclusive(
@@ -135,6 +139,7 @@ def upscale(
                 batch=batch,
                 max_pixels=max_pixels,
                 quality=quality,
+                dtype=None if dtype == "keep" else dtype,
             ),
             overwrite,
             reporter.start,

@@ -186,10 +186,11 @@ def decode_file(
     plane=None,
     batch: int = 8,
     quality: int | None = None,
+    dtype: str | None = None,
 ) -> str:
     """Render the latent `src` to `dst`. `out_shape_of(source metadata) -> output shape` applies the user's
     scale, size or spacing; `roi` (per axis (lo, hi) in source pixels) limits the render to a box and
-    `plane` (axis, voxel index) to one plane."""
+    `plane` (axis, voxel index) to one plane. `dtype`: None keeps a volume's source dtype, or 'float32'."""
     latent = open_latent(src, model, fingerprint)
     source = latent.source
     shape = source["shape"]
@@ -203,7 +204,7 @@ def decode_file(
         from ginr_cli.io.volumes import volume_from_metadata, write_volume
 
         volume = volume_from_metadata(source, shape, len(frames), source["dtype"])
-        write_volume(dst, np.stack([f[0] for f in frames]), volume, grid=out.voxel_grid())
+        write_volume(dst, np.stack([f[0] for f in frames]), volume, dtype=dtype, grid=out.voxel_grid())
     return f"{'x'.join(map(str, shape))} -> {'x'.join(map(str, out.shape))}"
 
 

@@ -81,6 +81,7 @@ def upscale_image(
     batch: int = 8,
     max_pixels: int | None = None,
     quality: int | None = None,
+    **_: object,  # volume options
 ) -> Result:
     from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 

@@ -175,4 +175,13 @@ def test_nifti_keeps_its_geometry(ginr, nifti, model_3d, tmp_path):
         assert made.header[code] == source.header[code]
     assert made.get_data_dtype().str[1:] == source.get_data_dtype().str[1:] == "i2"
     data = np.asarray(made.dataobj)
-    assert data.dtype.str[1:] == "i2" and np.ptp(data) > 0
+    assert data.dtype.str[1:] == "i2" and data.max() > data.min()
+
+
+def test_nifti_dtype_float32_on_request(ginr, nifti, model_3d, tmp_path):
+    out = tmp_path / "out" / "x.nii.gz"
+    result = ginr("upscale", nifti, out, "--scale", "1,1,2", "--dtype", "float32", "--model", model_3d)
+    assert result.exit_code == 0, result.output
+    assert nib.load(out).get_data_dtype().str[1:] == "f4"
+    bad = ginr("upscale", nifti, tmp_path / "y.nii.gz", "--dtype", "int8", "--model", model_3d)
+    assert bad.exit_code == 2 and "--dtype" in bad.output
