@@ -1,0 +1,69 @@
+"""Evaluate the shipped models with `ginr eval` and print the markdown tables of their cards.
+
+    python scripts/eval_models.py                  # both models; data from ../shared and data/
+    python scripts/eval_models.py --only volume
+
+Images: Set5, Set14 and BSD100 (../shared/data/sr-benchmarks) at x2, x3 and x4, against bicubic and
+Lanczos. Volume: the held-out MNI152 T1 (scripts/prepare_data.py), thick slices along axis 2 at x2 and
+x4, against trilinear and cubic-spline interpolation. Each run's JSON is kept beside the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT.parent / "shared" / "data" / "sr-benchmarks"
+HELD_OUT = ROOT / "data" / "volumes" / "eval" / "mni152_t1_1mm.nii.gz"
+
+
+def ginr_eval(args: list[str]) -> tuple[dict, float]:
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "ginr_cli", "eval", *args, "--json", "-q"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1]), time.perf_counter() - started
+
+
+def table(rows: list[tuple[str, dict]], methods: list[str]) -> str:
+    """One line per (data, scale): each method's PSNR / SSIM and ginr's gain over the first method."""
+    head = "| data | scale | " + " | ".join(f"{m} PSNR / SSIM" for m in methods) + f" | ginr - {methods[0]} |"
+    lines = [head, "|" + "---|" * (len(methods) + 3)]
+    for name, result in rows:
+        by = {(r["scale"], r["method"]): r for r in result["averages"]}
+        for scale in sorted({s for s, _ in by}):
+            cells = [f"{by[scale, m]['psnr']:.2f} / {by[scale, m]['ssim']:.4f}" for m in methods]
+            gain = by[scale, "ginr"]["psnr"] - by[scale, methods[0]]["psnr"]
+            lines.append(f"| {name} | x{scale:g} | " + " | ".join(cells) + f" | {gain:+.2f} dB |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=["image", "volume"])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "image"):
+        rows = []
+        for name in ("Set5", "Set14", "BSD100"):
+            result, seconds = ginr_eval([str(BENCHMARKS / name), "--scales", "2,3,4", "--model", "image"])
+            (args.out / f"image-{name}.json").write_text(json.dumps(result, indent=1))
+            print(f"{name}: {seconds:.0f} s", file=sys.stderr)
+            rows.append((name, result))
+        print(table(rows, ["bicubic", "lanczos", "ginr"]))
+    if args.only in (None, "volume"):
+        result, seconds = ginr_eval([str(HELD_OUT), "--scales", "2,4", "--axis", "2", "--model", "volume"])
+        (args.out / "volume-mni152.json").write_text(json.dumps(result, indent=1))
+        print(f"MNI152: {seconds:.0f} s", file=sys.stderr)
+        print(table([("MNI152 T1 1 mm, axis 2", result)], ["cubic-spline", "trilinear", "ginr"]))
+
+
+if __name__ == "__main__":
+    main()
