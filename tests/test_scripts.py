@@ -41,3 +41,68 @@ def test_bench_encoder_prints_a_table_and_json():
     }
     assert all(r["fwd_s"] > 0 and r["peak_mb"] >= 0 for r in results)
     assert any(line.startswith("    70 |     mamba") for line in out)
+
+
+def run_script(name: str, *args: str) -> tuple[list[str], dict]:
+    """Run scripts/<name> at --quick sizes with --json: its printed lines and the JSON of the last one."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), "--quick", "--json", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.strip()
+    lines = out.splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_liif_peer_times_both_scales():
+    lines, data = run_script("liif_peer.py")
+    assert [r["scale"] for r in data["results"]] == [2, 4]
+    for r in data["results"]:
+        assert r["out_shape"] == [n * r["scale"] for n in r["in_shape"]]
+        assert min(r["seconds"], r["mp_per_s"], r["gflop"], r["gflops"]) > 0
+    assert data["params"] > 1_000_000  # EDSR-baseline (~1.2 M) + the MLP
+
+
+def test_liif_peer_upscale_is_chunk_independent():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import torch
+        from liif_peer import LIIF, liif_upscale
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    model = LIIF(blocks=1).eval()
+    x = torch.rand(1, 3, 6, 5)
+    whole = liif_upscale(model, x, (13, 11), chunk=10_000)
+    assert whole.shape == (1, 3, 13, 11)
+    torch.testing.assert_close(liif_upscale(model, x, (13, 11), chunk=7), whole)
+
+
+def test_bench_upscale_compares_three_methods(tmp_path):
+    lines, data = run_script("bench_upscale.py", "--plot", str(tmp_path / "up.png"))
+    assert {(r["method"], r["scale"]) for r in data["results"]} == {
+        (m, s) for m in ("ginr", "pil-bicubic", "liif-peer") for s in (2, 4)
+    }
+    assert all(r["seconds"] > 0 and r["mp_per_s"] > 0 for r in data["results"])
+    ginr = [r for r in data["results"] if r["method"] == "ginr"]
+    assert all(r["gflop"] > 0 and 0 < r["gflops"] and r["peak_fraction"] > 0 for r in ginr)
+    assert data["matmul_peak_gflops"] > 0 and data["threads"] >= 1
+    assert any(line.startswith("    4 |        ginr |") for line in lines)
+
+
+def test_bench_volume_compares_with_scipy():
+    lines, data = run_script("bench_volume.py")
+    assert [r["method"] for r in data["results"]] == ["ginr", "scipy-zoom3"]
+    for r in data["results"]:
+        assert r["out_shape"] == [r["in_shape"][0], r["in_shape"][1], 2 * r["in_shape"][2]]
+        assert r["seconds"] > 0 and r["voxels_per_s"] > 0
+    assert data["model"] and data["source"]
+
+
+def test_bench_help_times_the_cli_and_python():
+    lines, data = run_script("bench_help.py")
+    commands = [r["command"] for r in data["results"]]
+    assert commands[:2] == ["python -c pass", "python -m ginr_cli --help"]
+    assert all(r["median_s"] > 0 and r["min_s"] > 0 and r["runs"] == 3 for r in data["results"])
