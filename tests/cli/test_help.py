@@ -28,9 +28,9 @@ def test_every_command_has_help(ginr, command, flag):
 def test_no_arguments_shows_the_help_listing_every_command(ginr):
     result = ginr()
     assert result.exit_code == 2  # click's no_args_is_help: help, with the usage-error code
-    assert "Usage: ginr" in result.stdout
+    assert "Usage: ginr" in result.output  # click prints it to stderr
     for command in COMMANDS:
-        assert command in result.stdout
+        assert command in result.output
 
 
 def test_version(ginr):
