@@ -35,6 +35,18 @@ def _root(
     ),
 ) -> None:
     """Upscale images and reconstruct volumes at any resolution with Mamba-GINR."""
+    _quiet_file_libraries()
+
+
+def _quiet_file_libraries() -> None:
+    """tifffile and nibabel log what they find wrong in a damaged file; ginr reports the file as one
+    line instead (the full story with GINR_DEBUG=1)."""
+    import logging
+    import os
+
+    if os.environ.get("GINR_DEBUG") != "1":
+        for name in ("tifffile", "nibabel"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 app.command("upscale")(upscale.upscale)

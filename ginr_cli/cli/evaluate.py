@@ -35,8 +35,11 @@ def evaluate(
     from ginr_cli.engine import evaluate as ev
     from ginr_cli.engine import targets
     from ginr_cli.engine.infer import pick_device
+    from ginr_cli.errors import UsageError
     from ginr_cli.io.volumes import is_volume_path
 
+    if kind not in ("auto", "image", "volume"):
+        raise UsageError(f"--kind must be auto, image or volume, not {kind!r}")
     values = targets.parse_floats(scales, "--scales")
     which = kind if kind != "auto" else ("volume" if all(is_volume_path(p) for p in data) else "image")
     torch_device = pick_device(device)

@@ -34,6 +34,7 @@ def split_name(path: Path) -> tuple[str, str]:
 class Job:
     src: Path
     dst: Path
+    problem: str = ""  # why it cannot be done: a file named explicitly that the command does not read
 
 
 def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
@@ -69,10 +70,9 @@ def plan_jobs(
                     jobs.append(Job(src, output / rel / (split_name(src)[0] + suffix + ext(src))))
         elif item.exists():
             single_file_output = len(inputs) == 1 and not output.is_dir() and split_name(output)[1] != ""
-            if single_file_output:
-                jobs.append(Job(item, output))
-            else:
-                jobs.append(Job(item, output / (split_name(item)[0] + suffix + ext(item))))
+            dst = output if single_file_output else output / (split_name(item)[0] + suffix + ext(item))
+            problem = "" if accept(item) else "not a kind of file this command reads (see --help)"
+            jobs.append(Job(item, dst, problem))
         else:
             raise UsageError("no such file or folder", item)
     # Writing beside the inputs (same folder, a --suffix): files that are some job's output, from an
@@ -135,7 +135,9 @@ def run_jobs(
         if on_start:
             on_start(index, job)
         started = time.perf_counter()
-        if job.dst.exists() and not overwrite:
+        if job.problem:
+            outcome = Outcome(job, "failed", job.problem)
+        elif job.dst.exists() and not overwrite:
             outcome = Outcome(job, "skipped", "output exists (use --overwrite to redo it)")
         else:
             try:

@@ -138,20 +138,11 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         raise GinrError("not a PNG, JPEG, WebP, TIFF or BMP image", path) from err
     except MemoryError as err:
         raise GinrError("not enough memory to decode this image", path) from err
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        TypeError,
-        EOFError,
-        IndexError,
-        KeyError,
-        struct.error,
-        zlib.error,
-        Image.DecompressionBombError,
-    ) as err:
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except Exception as err:  # Pillow, tifffile, zlib and struct raise many types on damaged files
+        detail = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
         raise GinrError(f"cannot decode image, truncated or corrupt? ({detail})", path) from err
+    if arr.ndim != 3 or arr.size == 0 or arr.shape[2] - has_alpha not in (1, 3):
+        raise GinrError(f"cannot decode image: no pixels, or an unexpected layout {arr.shape}", path)
 
     if orientation in _ORIENT:
         arr = np.ascontiguousarray(_ORIENT[orientation](arr))

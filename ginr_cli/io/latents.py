@@ -12,11 +12,14 @@ Metadata: str -> str, JSON under `ginr.*` keys:
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -26,7 +29,7 @@ from ginr_cli.io.atomic import atomic_path
 
 FORMAT_VERSION = 1
 KEYS = ("ginr.format", "ginr.model", "ginr.source", "ginr.normalization", "ginr.tiles")
-SOURCE_KEYS = ("kind", "shape", "channels", "dtype")
+SOURCE_KEYS = ("kind", "shape", "channels", "dtype", "name")
 
 
 @dataclass
@@ -53,20 +56,135 @@ def save_latent(path: str | Path, latent: LatentFile, dtype: torch.dtype = torch
 
 
 def read_source_metadata(path: str | Path) -> dict[str, Any]:
-    """The `ginr.source` metadata of a latent file, without reading its tensors."""
+    """The `ginr.source` metadata of a latent file, checked, without reading its tensors."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            source = json.loads((f.metadata() or {})["ginr.source"])
-        if not isinstance(source, dict) or any(k not in source for k in SOURCE_KEYS):
-            raise ValueError("incomplete source metadata")
-        return source
+            metadata = f.metadata() or {}
     except FileNotFoundError as err:
         raise GinrError("no such file", path) from err
-    except KeyError as err:
-        raise GinrError(f"not a ginr latent: its metadata lacks {err.args[0]}", path) from err
-    except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise GinrError(f"not a readable ginr latent ({err})", path) from err
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _unreadable(path, err) from err
+    if "ginr.source" not in metadata:
+        raise GinrError("not a ginr latent: its metadata lacks ginr.source", path)
+    try:
+        source = json.loads(metadata["ginr.source"])
+        _check_source(source)
+    except ValueError as err:  # JSONDecodeError is a ValueError
+        raise GinrError(f"broken latent metadata: {err}", path) from err
+    return source
+
+
+def _unreadable(path: Path, err: Exception) -> GinrError:
+    if path.is_file() and path.stat().st_size == 0:
+        return GinrError("empty file (0 bytes), not a latent", path)
+    return GinrError(f"not a readable ginr latent ({' '.join(str(err).split())})", path)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_base64(v: Any) -> bool:
+    try:
+        base64.b64decode(v, validate=True)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_nifti_header(v: Any) -> bool:
+    from ginr_cli.io.volumes import nifti_header
+
+    if not _is_base64(v) or len(base64.b64decode(v)) not in (348, 540):  # NIfTI-1 or NIfTI-2
+        return False
+    try:
+        nifti_header(v, len(base64.b64decode(v)) == 540)
+        return True
+    except GinrError:
+        return False
+
+
+def _numbers(n: int, positive: bool = False):
+    def check(v: Any) -> bool:
+        ok = isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)
+        return ok and (not positive or all(x > 0 for x in v))
+
+    return check
+
+
+def _or_null(check):
+    return lambda v: v is None or check(v)
+
+
+_FIELDS = {  # what decoding reads of each kind of source: name -> (check, what it must be)
+    "image": {
+        "format": (_is_str, "a format name"),
+        "mode": (_is_str, "a mode name"),
+        "bit_depth": (lambda v: _is_int(v) and v in (8, 16), "8 or 16"),
+        "alpha": (lambda v: isinstance(v, bool), "true or false"),
+        "dpi": (_or_null(_numbers(2, positive=True)), "null or two positive numbers"),
+        "icc_profile": (_or_null(_is_base64), "null or base64"),
+    },
+    "volume": {
+        "spacing": (_numbers(3, positive=True), "three positive numbers"),
+        "unit": (_is_str, "a unit name"),
+        "affine": (lambda v: isinstance(v, list) and len(v) == 4 and all(map(_numbers(4), v)), "4x4 numbers"),
+        "axes": (_is_str, "axis letters"),
+        "header": (_or_null(_is_nifti_header), "null or a NIfTI header in base64"),
+        "sform_code": (_is_int, "an integer"),
+        "qform_code": (_is_int, "an integer"),
+        "slope": (_or_null(_is_number), "null or a number"),
+        "inter": (_or_null(_is_number), "null or a number"),
+        "metadata": (lambda v: isinstance(v, dict), "an object"),
+        "frames": (lambda v: _is_int(v) and v >= 1, "a count"),
+    },
+}
+_OPTIONAL = {"alpha": False, "dpi": None, "icc_profile": None, "header": None, "metadata": {}, "frames": 1}
+
+
+def _check_source(source: Any) -> None:
+    """Raise ValueError unless `source` holds what decoding needs, of the right types."""
+    if not isinstance(source, dict):
+        raise ValueError("source metadata is not a JSON object")
+    kind = source.get("kind")
+    if kind not in ("image", "nifti", "tiff"):
+        raise ValueError(f"unknown source kind {kind!r}")
+    fields = _FIELDS["image" if kind == "image" else "volume"]
+    absent = [k for k in (*SOURCE_KEYS, *fields) if k not in source and k not in _OPTIONAL]
+    if absent:
+        raise ValueError(f"source metadata lacks {', '.join(absent)}")
+    if not isinstance(source["name"], str):
+        raise ValueError(f"source name {source['name']!r} is not a file name")
+    shape, channels = source["shape"], source["channels"]
+    if not isinstance(shape, list) or len(shape) != (2 if kind == "image" else 3):
+        raise ValueError(f"a {kind} source of shape {shape!r}")
+    if channels not in ((1, 3) if kind == "image" else (1,)) or isinstance(channels, bool):
+        raise ValueError(f"{channels!r} channels")
+    try:
+        dtype = np.dtype(source["dtype"])
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "iuf":
+        raise ValueError(f"source dtype {source['dtype']!r} is not an integer or float type")
+    for key, (check, what) in fields.items():
+        if not check(source.get(key, _OPTIONAL.get(key))):
+            raise ValueError(f"source {key} must be {what}, not {source[key]!r}")
+
+
+def _frames(source: dict) -> int:
+    """How many frames of latents the source needs: colour (+ alpha) for images, time points for volumes."""
+    if source["kind"] == "image":
+        return 2 if source.get("alpha") else 1
+    return source.get("frames", 1)
 
 
 def load_latent(
@@ -83,7 +201,7 @@ def load_latent(
     except FileNotFoundError as err:
         raise GinrError("no such file", path) from err
     except (SafetensorError, OSError, ValueError) as err:
-        raise GinrError(f"not a readable latent file ({err})", path) from err
+        raise _unreadable(path, err) from err
     if tensor is None:
         raise GinrError(f"not a ginr latent: expected one tensor 'latents', found {names}", path)
     missing = [k for k in KEYS if k not in metadata]
@@ -99,9 +217,7 @@ def load_latent(
         model = json.loads(metadata["ginr.model"])
         name, fp = str(model["name"]), str(model["fingerprint"])
         source = json.loads(metadata["ginr.source"])
-        absent = [k for k in SOURCE_KEYS if k not in source]
-        if absent:
-            raise ValueError(f"source metadata lacks {', '.join(absent)}")
+        _check_source(source)
         normalization = {k: float(v) for k, v in json.loads(metadata["ginr.normalization"]).items()}
         if not normalization["hi"] > normalization["lo"]:
             raise ValueError("normalisation range is empty")
@@ -123,6 +239,9 @@ def load_latent(
             f"latents of shape {tuple(tensor.shape)}, {tensor.dtype}: expected float (frames, tiles, m, d)",
             path,
         )
+    if tensor.shape[0] != _frames(source):
+        need = _frames(source)
+        raise GinrError(f"{tensor.shape[0]} frames of latents, the source metadata needs {need}", path)
     if fingerprint is not None and fp != fingerprint:
         raise GinrError(
             f"made by model '{name}' (fingerprint {fp}), not by the model given (fingerprint {fingerprint}): "

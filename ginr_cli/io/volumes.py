@@ -26,8 +26,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +37,6 @@ from xml.etree import ElementTree
 import nibabel as nib
 import numpy as np
 import tifffile
-from nibabel.filebasedimages import ImageFileError
-from nibabel.spatialimages import HeaderDataError
 
 from ginr_cli.errors import GinrError
 from ginr_cli.io.atomic import atomic_path
@@ -48,17 +46,6 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 GZIP_LEVEL = 6
-# what nibabel, gzip/zlib and tifffile raise for missing, damaged or foreign files
-_READ_ERRORS = (
-    ImageFileError,
-    HeaderDataError,
-    EOFError,
-    zlib.error,
-    OSError,
-    ValueError,
-    IndexError,
-    KeyError,
-)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -99,7 +86,7 @@ def tiff_is_stack(path: str | Path) -> bool:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             return any(a in "ZIQ" and n > 1 for a, n in zip(series.axes, series.shape, strict=True))
-    except _READ_ERRORS:
+    except Exception:  # a damaged file: not a stack here; reading it as an image reports the damage
         return False
 
 
@@ -133,9 +120,13 @@ def read_volume(path: str | Path) -> Volume:
         raise GinrError("no such file", path) from err
     except MemoryError as err:
         raise GinrError("not enough memory to load this volume", path) from err
-    except _READ_ERRORS as err:
+    except Exception as err:  # nibabel, gzip and tifffile raise many types on damaged files
         label = "NIfTI" if kind == "nifti" else "TIFF"
+        if path.is_file() and path.stat().st_size == 0:
+            raise GinrError(f"empty file (0 bytes), not a {label}", path) from err
         raise GinrError(f"cannot read {label}: {_one_line(err)}", path) from err
+    if vol.data.size == 0:
+        raise GinrError(f"no voxels: the volume's shape is {vol.data.shape[1:]}", path)
     _check_finite(vol.data, path, "process it")
     return vol
 
@@ -275,7 +266,13 @@ def write_volume(
     out = np.dtype(np.float32) if dtype == "float32" else np.dtype(source.dtype)
     step, offset = grid if grid is not None else fov_grid(source.spatial_shape, data.shape[1:])
     with atomic_path(path) as tmp:
-        (_write_nifti if kind == "nifti" else _write_tiff)(tmp, path, data, source, out, step, offset)
+        try:
+            (_write_nifti if kind == "nifti" else _write_tiff)(tmp, path, data, source, out, step, offset)
+        except (OSError, GinrError):
+            raise
+        except Exception as err:  # nibabel and tifffile refuse some headers and metadata only here
+            label = "NIfTI" if kind == "nifti" else "TIFF"
+            raise GinrError(f"cannot write {label}: {_one_line(err)}", path) from err
     return path
 
 
@@ -356,12 +353,26 @@ def volume_metadata(volume: Volume) -> dict:
     }
 
 
+_QUIET = logging.getLogger(__name__ + ".header_check")  # nibabel's header checks log; we raise instead
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def nifti_header(text: str, nifti2: bool = False) -> nib.Nifti1Header:
+    """The NIfTI header kept (base64) in a latent's metadata; GinrError if it is damaged."""
+    cls = nib.Nifti2Header if nifti2 else nib.Nifti1Header
+    try:
+        header = cls(binaryblock=base64.b64decode(text, validate=True), check=False)
+        header.check_fix(logger=_QUIET, error_level=40)  # raises on what nibabel cannot fix
+        header.get_data_dtype(), header.get_best_affine(), header.get_qform(), header.get_sform()
+    except Exception as err:
+        raise GinrError(f"damaged NIfTI header: {_one_line(err)}") from err
+    return header
+
+
 def volume_from_metadata(meta: dict, shape: Sequence[int], frames: int, dtype: str) -> Volume:
     """A `Volume` without voxels (a zero-size view of `shape`) from `volume_metadata`, for `write_volume`."""
-    header = None
-    if meta.get("header"):
-        cls = nib.Nifti2Header if meta.get("nifti2") else nib.Nifti1Header
-        header = cls(binaryblock=base64.b64decode(meta["header"]))
+    header = nifti_header(meta["header"], bool(meta.get("nifti2"))) if meta.get("header") else None
     kind = "nifti" if header is not None else "tiff"
     return Volume(
         data=np.broadcast_to(np.float32(0), (frames, *shape)),

@@ -108,7 +108,9 @@ def failure_lines(result, folder: Path, bad: dict[str, str]) -> dict[str, str]:
         assert words in message, (name, message)
         messages[name] = message
     assert len(failed) == len(bad), result.stderr
-    listed = result.stderr.split(" failed\n", 1)[1].splitlines()  # the summary lists each failure once
+    before, summary, after = result.stderr.partition(f" {len(bad)} failed\n")
+    assert summary and before.splitlines()[:-1] == failed  # nothing else: no library's log lines
+    listed = after.splitlines()  # the summary lists each failure once
     assert sorted(listed) == sorted(f"  {folder / n}: {m}" for n, m in messages.items())
     return messages
 
@@ -155,7 +157,7 @@ BAD_VOLUMES = {
     "five-5d.nii": "5D NIfTI",
     "corrupt.nii.gz": "cannot read NIfTI",
     "truncated.nii": "truncated",
-    "zero.nii.gz": "cannot read NIfTI",
+    "zero.nii.gz": "empty file (0 bytes)",
     "time-and-channels.tif": "TIFF axes",
     "rgb-stack.tif": "TIFF axes",
 }
@@ -232,7 +234,7 @@ BAD_LATENTS = {
     "volume-latent.safetensors": "is for images, not volumes",
     "claims-more-bytes.safetensors": "not a readable",
     "header-length-too-big.safetensors": "not a readable",
-    "zero.safetensors": "not a readable",
+    "zero.safetensors": "empty file (0 bytes)",
     "text.safetensors": "not a readable",
 }
 
