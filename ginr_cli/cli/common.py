@@ -29,7 +29,8 @@ DeviceOption = Annotated[
 
 
 def report_errors(command: F) -> F:
-    """Turn a GinrError into one line on stderr and its exit code; a traceback only with GINR_DEBUG=1."""
+    """Turn a GinrError into one line on stderr and its exit code; a traceback only with GINR_DEBUG=1.
+    Ctrl+C outside a batch's own handling (loading, planning) exits 130 too, not click's 'Aborted!' 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -40,6 +41,9 @@ def report_errors(command: F) -> F:
                 raise
             print(f"ginr: error: {err}", file=sys.stderr)
             raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            print("ginr: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -130,34 +130,44 @@ def run_jobs(
     on_start: Callable[[int, Job], None] | None = None,
     on_end: Callable[[int, Outcome], None] | None = None,
 ) -> Summary:
+    """Run `process` on each job in turn. Ctrl+C (KeyboardInterrupt) anywhere in the loop stops it with
+    `summary.interrupted` set; the file being written then leaves nothing behind (atomic writes)."""
     summary = Summary()
-    for index, job in enumerate(jobs):
-        if on_start:
-            on_start(index, job)
-        started = time.perf_counter()
-        if job.problem:
-            outcome = Outcome(job, "failed", job.problem)
-        elif job.dst.exists() and not overwrite:
-            outcome = Outcome(job, "skipped", "output exists (use --overwrite to redo it)")
-        else:
-            try:
-                outcome = Outcome(job, "done", result=process(job))
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                break
-            except UsageError:  # the command line is wrong for every file: stop, exit 2
-                raise
-            except GinrError as err:
-                message = err.message if err.path in (None, job.src) else str(err)
-                outcome = Outcome(job, "failed", message)
-            except Exception as err:  # a bug, not the file's fault: report it and go on with the batch
-                if os.environ.get("GINR_DEBUG") == "1":
-                    raise
-                outcome = Outcome(
-                    job, "failed", f"unexpected error ({type(err).__name__}: {err}); GINR_DEBUG=1 shows more"
-                )
-        outcome.seconds = time.perf_counter() - started
-        summary.outcomes.append(outcome)
-        if on_end:
-            on_end(index, outcome)
+    try:
+        for index, job in enumerate(jobs):
+            if on_start:
+                on_start(index, job)
+            outcome = _run_one(job, process, overwrite)
+            summary.outcomes.append(outcome)
+            if on_end:
+                on_end(index, outcome)
+    except KeyboardInterrupt:
+        summary.interrupted = True
     return summary
+
+
+def _run_one(job: Job, process: Callable[[Job], Any], overwrite: bool) -> Outcome:
+    started = time.perf_counter()
+    if job.problem:
+        outcome = Outcome(job, "failed", job.problem)
+    elif job.dst.exists() and not overwrite:
+        outcome = Outcome(job, "skipped", "output exists (use --overwrite to redo it)")
+    else:
+        try:
+            outcome = Outcome(job, "done", result=process(job))
+        except UsageError:  # the command line is wrong for every file: stop, exit 2
+            raise
+        except GinrError as err:
+            message = err.message if err.path in (None, job.src) else str(err)
+            outcome = Outcome(job, "failed", _one_line(message))
+        except Exception as err:  # a bug, not the file's fault: report it and go on with the batch
+            if os.environ.get("GINR_DEBUG") == "1":
+                raise
+            detail = _one_line(f"{type(err).__name__}: {err}")
+            outcome = Outcome(job, "failed", f"unexpected error ({detail}); GINR_DEBUG=1 shows more")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -2,11 +2,14 @@
 
 An interrupted run leaves either the old file or the new one, never half a file; the temporary name
 starts with '.' and ends with '.part' so it is easy to recognise and is never taken for an output.
+A process killed outright (SIGKILL, power loss) cannot remove its temporary file: the next write of
+the same target removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +31,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     folder = target.parent if str(target.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(glob.escape(f".{target.name}.") + "*" + TEMP_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()  # left by a killed run that was writing this target
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
     except OSError as err:
