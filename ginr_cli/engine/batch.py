@@ -75,6 +75,17 @@ def plan_jobs(
             jobs.append(Job(item, dst, problem))
         else:
             raise UsageError("no such file or folder", item)
+    # Two inputs that would write the same output (a.png and a.webp with --ext png): one result would be
+    # lost, or, writing beside the inputs, one input overwritten. Names alone cannot tell which is meant.
+    first_to_write: dict[Path, Job] = {}
+    for job in jobs:
+        other = first_to_write.setdefault(job.dst.resolve(), job)
+        if other is not job:
+            raise UsageError(
+                f"two inputs, {other.src} and {job.src}, would be written to this one output: "
+                "rename one or run them separately",
+                job.dst,
+            )
     # Writing beside the inputs (same folder, a --suffix): files that are some job's output, from an
     # earlier run, are not inputs themselves, so a rerun resumes instead of upscaling the outputs.
     made_by = {job.dst.resolve(): job.src.resolve() for job in jobs}
