@@ -115,12 +115,28 @@ def axis_weights(x: np.ndarray, origin: int, extent: int, n: int, overlap: int) 
 
 @dataclass
 class _TileShare:
-    """The output samples one tile decodes: an index range per axis, their weights and local coords."""
+    """The output samples one tile decodes: an index range per axis, and per axis the samples' blending
+    weights and tile-local coordinates. The tile's (q, k) coordinates and weights are built from these
+    only when the tile is rendered, so planning a big output holds only 1D arrays."""
 
     origin: Origin
     ranges: list[tuple[int, int]]
-    weights: np.ndarray  # (*sub_shape)
-    coords: np.ndarray  # (q, k) in the tile's [-1, 1] frame
+    axis_weights: list[np.ndarray]  # per axis, (hi - lo,)
+    axis_coords: list[np.ndarray]  # per axis, (hi - lo,) in the tile's [-1, 1] frame
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(*sub_shape) float32."""
+        weight = self.axis_weights[0]
+        for w in self.axis_weights[1:]:
+            weight = np.multiply.outer(weight, w)
+        return weight.astype(np.float32)
+
+    @property
+    def coords(self) -> np.ndarray:
+        """(q, k) float32, axis 0 slowest."""
+        mesh = np.meshgrid(*self.axis_coords, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)
 
 
 def _share(grid: TileGrid, out: OutputGrid, origin: Origin) -> _TileShare | None:
@@ -134,12 +150,7 @@ def _share(grid: TileGrid, out: OutputGrid, origin: Origin) -> _TileShare | None
         ranges.append((lo, hi))
         weights.append(w[lo:hi])
         local.append((x[lo:hi] - o) / t * 2 - 1)
-    mesh = np.meshgrid(*local, indexing="ij")
-    coords = np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)
-    weight = weights[0]
-    for w in weights[1:]:
-        weight = np.multiply.outer(weight, w)
-    return _TileShare(origin, ranges, weight.astype(np.float32), coords)
+    return _TileShare(origin, ranges, weights, local)
 
 
 def stitch(
@@ -157,8 +168,12 @@ def stitch(
     shares = [s for s in (_share(grid, out, o) for o in grid) if s is not None]
     cells = np.array([c / t * 2 for c, t in zip(out.cell, grid.tile, strict=True)], dtype=np.float32)
     rest = out.shape[1:]
-    pieces: list[tuple[int, np.ndarray]] = []
-    emit = sink or (lambda start, values: pieces.append((start, values)))
+    result = None if sink is not None else np.zeros((*out.shape, channels), np.float32)
+
+    def keep(start: int, values: np.ndarray) -> None:
+        result[start : start + values.shape[0]] = values
+
+    emit = sink or keep
     acc = np.zeros((0, *rest, channels), np.float32)  # running band of weighted sums, from row acc_lo
     wsum = np.zeros((0, *rest), np.float32)
     acc_lo = 0
@@ -172,18 +187,14 @@ def stitch(
                 acc = np.concatenate([acc, np.zeros((grow, *rest, channels), np.float32)])
                 wsum = np.concatenate([wsum, np.zeros((grow, *rest), np.float32)])
             index = (slice(lo - acc_lo, hi - acc_lo), *(slice(a, b) for a, b in others))
-            sub = value.reshape(*share.weights.shape, channels)
-            acc[index] += sub * share.weights[..., None]
-            wsum[index] += share.weights
+            weights = share.weights
+            sub = value.reshape(*weights.shape, channels)
+            acc[index] += sub * weights[..., None]
+            wsum[index] += weights
         # Rows above the next tile's first row are final: normalise, emit and drop them.
         done = shares[start + batch].ranges[0][0] if start + batch < len(shares) else acc_lo + acc.shape[0]
         if done > acc_lo:
             k = done - acc_lo
             emit(acc_lo, acc[:k] / np.maximum(wsum[:k], 1e-12)[..., None])
             acc, wsum, acc_lo = acc[k:], wsum[k:], done
-    if sink is not None:
-        return None
-    result = np.zeros((*out.shape, channels), np.float32)
-    for begin, values in pieces:
-        result[begin : begin + values.shape[0]] = values
     return result

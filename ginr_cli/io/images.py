@@ -364,10 +364,7 @@ def write_image(
     dpi = (meta.dpi[0] * sx, meta.dpi[1] * sy) if meta.dpi else None
     exif = _output_exif(meta.exif, dpi, (h, w))
 
-    planes = [color] if alpha is None else [color, np.reshape(alpha, (h, w, 1))]
-    peak, dtype = (65535, np.uint16) if meta.bit_depth == 16 else (255, np.uint8)
-    arr = np.nan_to_num(np.concatenate(planes, axis=2).astype(np.float32), nan=0.0)
-    arr = np.rint(np.clip(arr, 0.0, 1.0) * peak).astype(dtype)
+    arr = _quantize(color, None if alpha is None else np.reshape(alpha, (h, w, 1)), meta.bit_depth)
 
     with atomic_path(path) as tmp:
         try:
@@ -393,6 +390,23 @@ def write_image(
         except (OSError, ValueError, struct.error) as err:
             raise GinrError(f"cannot write {fmt}: {err}", path) from err
     return path
+
+
+def _quantize(color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, rows: int = 256) -> np.ndarray:
+    """Colour (h, w, c) and alpha (h, w, 1) as one uint8/uint16 array: clipped to [0, 1] (NaN to 0), scaled
+    and rounded a band of rows at a time, so a big image needs no full-size float copies."""
+    peak, dtype = (65535, np.uint16) if bit_depth == 16 else (255, np.uint8)
+    h, w, c = color.shape
+    out = np.empty((h, w, c + (alpha is not None)), dtype)
+    for r in range(0, h, rows):
+        band = (
+            color[r : r + rows]
+            if alpha is None
+            else np.concatenate([color[r : r + rows], alpha[r : r + rows]], 2)
+        )
+        band = np.nan_to_num(band.astype(np.float32), nan=0.0)
+        out[r : r + rows] = np.rint(np.clip(band, 0.0, 1.0) * peak)
+    return out
 
 
 def _format_of(path: Path, format: str | None) -> str:

@@ -229,15 +229,20 @@ def _read_tiff(path: Path) -> Volume:
 
 
 def _to_dtype(data: np.ndarray, dtype: np.dtype, slope: float | None, inter: float | None) -> np.ndarray:
-    """Cast to `dtype`; integers: through the scaling, rounded to the grid, clipped to the range."""
+    """Cast to `dtype`; integers: through the scaling, rounded to the grid, clipped to the range. Integers
+    are converted a slab of about 16M values at a time, so a big volume needs no full-size float64 copy."""
     if dtype.kind == "f":
         return data.astype(dtype)
-    x = data.astype(np.float64)
-    if slope is not None:
-        x = (x - inter) / slope
     info = np.iinfo(dtype)
     hi = float(info.max) if int(float(info.max)) <= info.max else np.nextafter(float(info.max), 0)
-    return np.clip(np.rint(x), float(info.min), hi).astype(dtype)
+    out = np.empty(data.shape, dtype)
+    step = max(1, 2**24 // max(1, math.prod(data.shape[1:])))
+    for i in range(0, data.shape[0], step):
+        x = data[i : i + step].astype(np.float64)
+        if slope is not None:
+            x = (x - inter) / slope
+        out[i : i + step] = np.clip(np.rint(x), float(info.min), hi)
+    return out
 
 
 def write_volume(
