@@ -7,7 +7,8 @@ and splits across DDP ranks by index alone. Each sample is:
     cell    (k,)         the high-resolution cell size in that frame
     target  (q, c)       the high-resolution values there
 Photos are downscaled with antialiased bicubic, one scale for both axes; volumes with thick slices, the
-average over each slab (area resampling), with a scale drawn per axis. Values are in model units
+average over each slab (area resampling), with a scale drawn per axis (each axis left at full resolution
+half the time: clinical scans are often thick-sliced along one axis only). Values are in model units
 (`normalize.Normalization`). Scale 1 is in the range, so latents also learn to reconstruct faithfully.
 """
 
@@ -92,6 +93,8 @@ class SuperResolutionSamples(torch.utils.data.Dataset):
         t = self.spec.tile
         # A scale per axis for volumes, one for both axes of a photo; never a crop larger than the input.
         draws = rng.uniform(self.spec.scale_min, self.spec.scale_max, size=self.rank if self.rank == 3 else 1)
+        if self.rank == 3:  # each axis kept at full resolution half the time: scans are often thick-sliced
+            draws[rng.random(3) < 0.5] = 1.0  # along one axis only
         scales = np.broadcast_to(draws, (self.rank,))
         hr = [min(n, max(t, round(t * s))) for n, s in zip(spatial, scales, strict=True)]
         start = [int(rng.integers(n - h + 1)) for n, h in zip(spatial, hr, strict=True)]

@@ -134,12 +134,14 @@ def validate(
     model.eval()
     ours, bicubic = [], []
     panels = []
-    scales = (2.0, 4.0) if model.cfg.rank == 2 else (2.0,)  # a 4x volume crop is 128^3 queries: too slow
+    scales = (2.0, 4.0)
     for scale in scales:
         rng = np.random.default_rng([seed, 99, int(scale)])
         array = arrays[int(rng.integers(len(arrays)))]
         t = spec.tile
-        hr = [min(n, round(t * scale)) for n in array.shape[1:]]
+        # Images: both axes; volumes: thick slices along the last axis, as `ginr eval` measures them.
+        factors = [scale] * 2 if model.cfg.rank == 2 else [1.0, 1.0, scale]
+        hr = [min(n, round(t * f)) for n, f in zip(array.shape[1:], factors, strict=True)]
         start = [int(rng.integers(n - h + 1)) for n, h in zip(array.shape[1:], hr, strict=True)]
         crop = array[(slice(None), *(slice(a, a + h) for a, h in zip(start, hr, strict=True)))].float()[None]
         mode = "bicubic" if model.cfg.rank == 2 else "area"

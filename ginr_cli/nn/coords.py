@@ -28,13 +28,32 @@ def cell_size(shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
 def interpolate_at(x: Tensor, coords: Tensor) -> Tensor:
     """Sample x (b, c, *spatial) at coords (b, q, k) in [-1, 1] (axis order): (b, q, c).
 
-    Bicubic for images, trilinear for volumes (grid_sample has no tricubic), edges clamped.
+    Bicubic for images (grid_sample's, a = -0.75), tricubic for volumes (Keys' a = -0.5, exact on
+    quadratics; grid_sample has no 3D cubic mode), edges clamped.
     """
     b, q, k = coords.shape
+    if k == 3:
+        return _tricubic(x, coords)
     grid = coords.flip(-1).view(b, *([1] * (k - 1)), q, k).to(x.dtype)  # grid_sample wants x first
-    mode = "bicubic" if k == 2 else "bilinear"
-    out = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    out = torch.nn.functional.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=False)
     return out.reshape(b, x.shape[1], q).transpose(1, 2)  # (b, q, c)
+
+
+def cubic_weights(t: Tensor, a: float) -> Tensor:
+    """Keys' cubic convolution weights of the 4 taps around fractional offset t in [0, 1): (..., 4)."""
+    d = torch.stack([t + 1, t, 1 - t, 2 - t], dim=-1)  # distances to the taps
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return torch.where(d <= 1, near, far)
+
+
+def _tricubic(x: Tensor, coords: Tensor) -> Tensor:
+    b, c = x.shape[:2]
+    q = coords.shape[1]
+    feats = neighbourhood(x, coords, 4)  # (b, q, c * 64 + 3)
+    values, frac = feats[..., : c * 64].view(b, q, c, 4, 4, 4), feats[..., c * 64 :]
+    w = cubic_weights(frac, -0.5)  # (b, q, 3, 4)
+    return torch.einsum("bqcijk,bqi,bqj,bqk->bqc", values, w[:, :, 0], w[:, :, 1], w[:, :, 2])
 
 
 def neighbourhood(x: Tensor, coords: Tensor, support: int) -> Tensor:
@@ -42,7 +61,7 @@ def neighbourhood(x: Tensor, coords: Tensor, support: int) -> Tensor:
 
     x (b, c, *spatial), coords (b, q, k) in [-1, 1] -> (b, q, c * support^k + k): the cell values (edges
     clamped), then the query's fractional offset from the cell centre below it, in [0, 1) per axis. With
-    support 4 in 2D these are exactly the pixels bicubic interpolation weighs; 2 in 3D, trilinear's.
+    support 4 these are exactly the cells (bi/tri)cubic interpolation weighs.
     """
     b, c = x.shape[:2]
     spatial = x.shape[2:]
