@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -95,6 +96,26 @@ def _save_trainer(path: Path, optimizer: torch.optim.Optimizer, step: int) -> No
     meta = {"param_groups": json.dumps(state["param_groups"]), "step": str(step)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+
+
+def _save_checkpoint(model: MambaGINR, optimizer: torch.optim.Optimizer, step: int, folder: Path) -> None:
+    """Weights and trainer state together: written complete beside `folder`, then swapped in by renames,
+    so a kill at any moment leaves one whole checkpoint (`folder`, or `<folder>.new` between renames)."""
+    staging, old = folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(model, staging)
+    _save_trainer(staging / "trainer.safetensors", optimizer, step)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """`folder`; without it, its `.new` twin, complete when its trainer file (written last) is there."""
+    candidate = folder if folder.exists() else folder.with_name(folder.name + ".new")
+    return candidate if (candidate / "trainer.safetensors").is_file() else None
 
 
 def _load_trainer(path: Path, optimizer: torch.optim.Optimizer) -> int:
@@ -206,11 +227,12 @@ def train(
     step = 0
     checkpoint = out / "checkpoint"
     if opts.resume:
-        if not (checkpoint / "trainer.safetensors").is_file():
+        last = _last_checkpoint(checkpoint)
+        if last is None:
             raise GinrError("nothing to resume: no checkpoint in this run folder", out)
-        resumed, _ = load_model(checkpoint)
+        resumed, _ = load_model(last)
         model.load_state_dict(resumed.state_dict())
-        step = _load_trainer(checkpoint / "trainer.safetensors", optimizer)
+        step = _load_trainer(last / "trainer.safetensors", optimizer)
         if rank == 0:
             _truncate_log(out / "log.csv", step)
     net = model
@@ -274,8 +296,7 @@ def train(
             if on_log:
                 on_log(row)
         if step % opts.checkpoint_every == 0 or step == opts.steps:
-            save_model(model, checkpoint)
-            _save_trainer(checkpoint / "trainer.safetensors", optimizer, step)
+            _save_checkpoint(model, optimizer, step, checkpoint)
     if step < opts.steps:  # stopped early: no final model
         return checkpoint
     final = out / "model"
@@ -298,10 +319,20 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    path.unlink()
-    for row in rows:
-        _append_csv(path, row)
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], [r for r in reader if _step_of(r) <= step]
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _step_of(row: dict) -> float:
+    """A log row's step; a row torn by a kill (fields missing) counts as after any checkpoint."""
+    try:
+        return int(row["step"]) if row.get("seconds") not in (None, "") else math.inf
+    except (TypeError, ValueError):
+        return math.inf
 
 
 def _append_csv(path: Path, row: dict) -> None:

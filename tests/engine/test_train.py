@@ -13,8 +13,9 @@ from PIL import Image
 
 from ginr_cli.engine.train import TrainOptions, learning_rate, train
 from ginr_cli.io.checkpoints import fingerprint, load_model
+from tests.conftest import SET5_X2
 
-SET5 = Path(__file__).resolve().parents[3] / "shared" / "data" / "sr-benchmarks" / "Set5" / "image_SRF_2"
+SET5 = SET5_X2
 
 
 @pytest.fixture
@@ -33,8 +34,19 @@ def photos(tmp_path):
 
 
 def options(data, out, **changes):
-    base = dict(data=str(data), out=str(out), model="tiny-2d", steps=6, batch=2, queries=64, warmup=2,
-                checkpoint_every=3, validate_every=3, log_every=1, seed=3)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        model="tiny-2d",
+        steps=6,
+        batch=2,
+        queries=64,
+        warmup=2,
+        checkpoint_every=3,
+        validate_every=3,
+        log_every=1,
+        seed=3,
+    )
     base.update(changes)
     return TrainOptions(**base)
 
@@ -61,6 +73,23 @@ def test_a_resumed_run_continues_the_same_loss_curve(photos, tmp_path):
         torch.testing.assert_close(b.state_dict()[name], tensor, rtol=1e-4, atol=1e-6)
 
 
+def test_a_kill_between_the_checkpoint_renames_or_mid_log_row_still_resumes(photos, tmp_path):
+    straight = tmp_path / "straight"
+    train(options(photos, straight))
+    torn = tmp_path / "torn"
+    train(options(photos, torn), stop_after=3)
+    # As if killed after the old checkpoint was moved aside and before the new one took its place, and
+    # while a log row was half written.
+    (torn / "checkpoint").rename(torn / "checkpoint.new")
+    with (torn / "log.csv").open("a") as f:
+        f.write("4,0.01")
+    train(options(photos, torn, resume=True))
+    assert [s for s, _ in losses(torn)] == list(range(1, 7))
+    for (_, l1), (_, l2) in zip(losses(straight), losses(torn), strict=True):
+        assert l1 == pytest.approx(l2, rel=1e-4, abs=1e-6)
+    assert sorted(p.name for p in torn.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(photos, tmp_path):
     from ginr_cli.errors import GinrError
 
@@ -78,9 +107,35 @@ def test_learning_rate_warms_up_then_decays():
 def test_two_processes_under_torchrun_hold_identical_weights(photos, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           "-m", "ginr_cli", "train", "--data", str(photos), "--out", str(run), "--steps", "4", "--batch", "4",
-           "--queries", "64", "--warmup", "1", "--checkpoint-every", "2", "--validate-every", "2", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        "-m",
+        "ginr_cli",
+        "train",
+        "--data",
+        str(photos),
+        "--out",
+        str(run),
+        "--steps",
+        "4",
+        "--batch",
+        "4",
+        "--queries",
+        "64",
+        "--warmup",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--validate-every",
+        "2",
+        "-q",
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     ranks = json.loads((run / "ranks.json").read_text())["fingerprints"]
