@@ -163,7 +163,7 @@ def validate(
         # Images: both axes; volumes: thick slices along the last axis, as `ginr eval` measures them.
         factors = [scale] * 2 if model.cfg.rank == 2 else [1.0, 1.0, scale]
         hr = [min(n, round(t * f)) for n, f in zip(array.shape[1:], factors, strict=True)]
-        start = [int(rng.integers(n - h + 1)) for n, h in zip(array.shape[1:], hr, strict=True)]
+        start = [(n - h) // 2 for n, h in zip(array.shape[1:], hr, strict=True)]  # central: not background
         crop = array[(slice(None), *(slice(a, a + h) for a, h in zip(start, hr, strict=True)))].float()[None]
         mode = "bicubic" if model.cfg.rank == 2 else "area"
         kw = {"antialias": True, "align_corners": False} if mode == "bicubic" else {}
