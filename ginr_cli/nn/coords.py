@@ -28,31 +28,50 @@ def cell_size(shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
 def interpolate_at(x: Tensor, coords: Tensor) -> Tensor:
     """Sample x (b, c, *spatial) at coords (b, q, k) in [-1, 1] (axis order): (b, q, c).
 
-    Bicubic for images (grid_sample's, a = -0.75), tricubic for volumes (Keys' a = -0.5, exact on
-    quadratics; grid_sample has no 3D cubic mode), edges clamped.
+    Images: bicubic (grid_sample's, a = -0.75). Volumes: cubic B-spline interpolation (scipy's `order=3`;
+    grid_sample has no 3D cubic mode). Edges clamped.
     """
     b, q, k = coords.shape
     if k == 3:
-        return _tricubic(x, coords)
+        return _cubic_bspline(x, coords)
     grid = coords.flip(-1).view(b, *([1] * (k - 1)), q, k).to(x.dtype)  # grid_sample wants x first
     out = torch.nn.functional.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=False)
     return out.reshape(b, x.shape[1], q).transpose(1, 2)  # (b, q, c)
 
 
-def cubic_weights(t: Tensor, a: float) -> Tensor:
-    """Keys' cubic convolution weights of the 4 taps around fractional offset t in [0, 1): (..., 4)."""
-    d = torch.stack([t + 1, t, 1 - t, 2 - t], dim=-1)  # distances to the taps
-    near = ((a + 2) * d - (a + 3)) * d * d + 1
-    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-    return torch.where(d <= 1, near, far)
+# The B-spline prefilter, 1 / (z^-1 + 4 + z) * 6, as its two-sided impulse response sqrt(3) * pole^|n|,
+# truncated where it has fallen below 1e-5.
+_POLE = math.sqrt(3.0) - 2.0
+_PREFILTER = [math.sqrt(3.0) * _POLE ** abs(n) for n in range(-9, 10)]
 
 
-def _tricubic(x: Tensor, coords: Tensor) -> Tensor:
+def bspline_coefficients(x: Tensor) -> Tensor:
+    """x (b, c, *spatial) -> the cubic B-spline coefficients that interpolate it, the signal mirrored about
+    its edges (half-sample symmetric, scipy's mode='mirror' of `grid_mode`; any size, even 1)."""
+    taps = x.new_tensor(_PREFILTER).view(1, 1, -1)
+    r = len(_PREFILTER) // 2
+    for axis in range(2, x.dim()):
+        n = x.shape[axis]
+        period = torch.arange(-r, n + r, device=x.device) % (2 * n)
+        mirrored = x.index_select(axis, torch.where(period < n, period, 2 * n - 1 - period))
+        rows = mirrored.movedim(axis, -1)  # (..., n + 2r)
+        filtered = torch.nn.functional.conv1d(rows.reshape(-1, 1, n + 2 * r), taps)  # (rows, 1, n)
+        x = filtered.view(*rows.shape[:-1], n).movedim(-1, axis)
+    return x
+
+
+def bspline_weights(t: Tensor) -> Tensor:
+    """Cubic B-spline weights of the 4 taps around fractional offset t in [0, 1): (..., 4)."""
+    u = 1 - t
+    return torch.stack([u**3, 3 * t**3 - 6 * t**2 + 4, 3 * u**3 - 6 * u**2 + 4, t**3], dim=-1) / 6
+
+
+def _cubic_bspline(x: Tensor, coords: Tensor) -> Tensor:
     b, c = x.shape[:2]
     q = coords.shape[1]
-    feats = neighbourhood(x, coords, 4)  # (b, q, c * 64 + 3)
+    feats = neighbourhood(bspline_coefficients(x), coords, 4)  # (b, q, c * 64 + 3)
     values, frac = feats[..., : c * 64].view(b, q, c, 4, 4, 4), feats[..., c * 64 :]
-    w = cubic_weights(frac, -0.5)  # (b, q, 3, 4)
+    w = bspline_weights(frac)  # (b, q, 3, 4)
     return torch.einsum("bqcijk,bqi,bqj,bqk->bqc", values, w[:, :, 0], w[:, :, 1], w[:, :, 2])
 
 
