@@ -7,7 +7,9 @@ pre-norm cross-attention layers, and an MLP maps the result to the output channe
 With `use_base`, a query may also carry a base: the input interpolated there, followed by the input
 cells around it and the query's offset among them (see `MambaGINR.base`). The base is an input feature
 and the output is the interpolated value + a correction, so the decoder can learn a sharper, adaptive
-interpolation from the neighbourhood while the LPs bring the context. A flag feature tells the decoder
+interpolation from the neighbourhood while the LPs bring the context. The neighbourhood is seen, and the
+correction predicted, in units of the neighbourhood's spread (`local_contrast`): without that, the small
+differences that matter drown in the absolute values, and learning crawls. A flag feature tells the decoder
 whether a base was given; without one it predicts the values from the latents alone. The last layer
 starts at zero, so an untrained decoder returns the interpolation.
 """
@@ -20,6 +22,8 @@ from torch import Tensor, nn
 from ginr_cli.nn.attention import MultiHeadAttention
 from ginr_cli.nn.config import HyponetConfig
 from ginr_cli.nn.coords import fourier_features
+
+CONTRAST_FLOOR = 1e-3  # in model units (values span 2): below it, a neighbourhood counts as flat
 
 
 class CrossAttentionLayer(nn.Module):
@@ -46,6 +50,7 @@ class Hyponet(nn.Module):
         self.n_freqs = cfg.n_freqs
         self.out_channels = out_channels
         self.use_base = cfg.use_base
+        self.rank = rank
         self.base_features = base_features if cfg.use_base else 0  # interpolated value + neighbourhood
         self.embed = nn.Linear(
             rank * 2 * cfg.n_freqs + rank + self.base_features + cfg.use_base, cfg.d_hidden
@@ -67,7 +72,10 @@ class Hyponet(nn.Module):
         features = [fourier_features(coords, self.n_freqs), torch.log2(cell)]  # (b, q, f) each
         if self.use_base:
             given = base is not None
-            base_in = base if given else coords.new_zeros(*coords.shape[:2], self.base_features)  # (b, q, f)
+            if given:
+                base_in, spread = self.local_contrast(base)  # (b, q, f), (b, q, c)
+            else:
+                base_in = coords.new_zeros(*coords.shape[:2], self.base_features)
             features += [base_in, coords.new_full((*coords.shape[:2], 1), float(given))]
         elif base is not None:
             raise ValueError("this decoder was built without use_base; it takes no base")
@@ -76,4 +84,16 @@ class Hyponet(nn.Module):
         for layer in self.layers:
             h = layer(h, latents)  # (b, q, d_hidden)
         out = self.mlp(h)  # (b, q, c)
-        return out if base is None else base[..., : self.out_channels] + out
+        return out if base is None else base[..., : self.out_channels] + spread * out
+
+    def local_contrast(self, base: Tensor) -> tuple[Tensor, Tensor]:
+        """The base with its neighbourhood as differences from the interpolated value in units of the
+        neighbourhood's spread, and that spread (b, q, c): the correction is predicted in those units, so
+        edges and textures of any contrast look alike to the decoder and flat regions stay flat."""
+        c = self.out_channels
+        value, rest = base[..., :c], base[..., c:]
+        n = (rest.shape[-1] - self.rank) // c  # cells per channel
+        near = rest[..., : c * n].unflatten(-1, (c, n))  # (b, q, c, n)
+        spread = near.std(dim=-1) + CONTRAST_FLOOR  # (b, q, c)
+        shape = (near - value[..., None]) / spread[..., None]
+        return torch.cat([value, shape.flatten(-2), rest[..., c * n :]], dim=-1), spread
