@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -93,14 +92,10 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
 
 
 def shipped_models_dir() -> Path:
-    """Where the shipped model folders are: package data when installed, `models/` in a checkout."""
-    try:
-        installed = Path(str(resources.files("ginr_cli.models")))
-        if installed.is_dir():
-            return installed
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "models"
+    """Where the shipped model folders are: `ginr_cli/models` when installed, `models/` in a checkout."""
+    package = Path(__file__).resolve().parents[1]  # ginr_cli/
+    installed = package / "models"
+    return installed if installed.is_dir() else package.parent / "models"
 
 
 def shipped_models() -> list[str]:
