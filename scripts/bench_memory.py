@@ -18,6 +18,7 @@ array, 0.75 GiB; torch and the model about 0.5 GiB.
     python scripts/bench_memory.py                       # full size, with the shipped models
     python scripts/bench_memory.py --image-model DIR --volume-model DIR   # model folders (or presets)
     python scripts/bench_memory.py --quick               # (or --small) 600x400 and 32^3: a smoke run
+    python scripts/bench_memory.py --image 2000x3000 --volume 96   # other sizes (full ones take long on a CPU)
     python scripts/bench_memory.py --json                # last line: {"results": [...], ...}
 """
 
@@ -122,10 +123,16 @@ def main() -> None:
     parser.add_argument(
         "--quick", "--small", action="store_true", help="Small inputs: checks the script works."
     )
+    parser.add_argument("--image", help="Image size HxW instead of the full 4000x6000 (e.g. 2000x3000).")
+    parser.add_argument("--volume", type=int, help="Volume side instead of the full 256 (e.g. 96).")
     parser.add_argument("--device", default="cpu", help="Passed to ginr (default cpu).")
     parser.add_argument("--json", action="store_true", help="Also print the results as JSON (last line).")
     opts = parser.parse_args()
-    sizes = QUICK if opts.quick else FULL
+    sizes = dict(QUICK if opts.quick else FULL)
+    if opts.image:
+        sizes["image"] = tuple(int(v) for v in opts.image.lower().split("x"))
+    if opts.volume:
+        sizes["volume"] = opts.volume
     if not Path(TIME).is_file():
         print(f"{TIME} not found (apt-get install time): measuring with getrusage instead", file=sys.stderr)
 

@@ -1,0 +1,35 @@
+"""A plain (non-editable) install carries the shipped models as package data and finds them."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_ships_the_models_and_finds_them(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("ginr-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for model in ("image", "volume"):
+        for file in ("config.json", "model.safetensors", "README.md"):
+            assert f"ginr_cli/models/{model}/{file}" in names
+    assert not any(name.startswith("models/") for name in names)  # no top-level `models` package
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    # Run from the unpacked wheel alone (not this checkout): the shipped models must be found there.
+    code = "from ginr_cli.io.checkpoints import find_model; print(find_model('image'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == site / "ginr_cli" / "models" / "image"
