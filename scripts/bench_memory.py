@@ -18,7 +18,7 @@ array, 0.75 GiB; torch and the model about 0.5 GiB.
     python scripts/bench_memory.py                       # full size, with the shipped models
     python scripts/bench_memory.py --image-model DIR --volume-model DIR   # model folders (or presets)
     python scripts/bench_memory.py --quick               # (or --small) 600x400 and 32^3: a smoke run
-    python scripts/bench_memory.py --image 2000x3000 --volume 96   # other sizes (full ones take long on a CPU)
+    python scripts/bench_memory.py --image 2000x3000 --volume 96   # other sizes (the full ones are slow)
     python scripts/bench_memory.py --json                # last line: {"results": [...], ...}
 """
 
