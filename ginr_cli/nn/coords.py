@@ -88,12 +88,14 @@ def neighbourhood(x: Tensor, coords: Tensor, support: int) -> Tensor:
     pos = (coords + 1) / 2 * coords.new_tensor(spatial) - 0.5  # (b, q, k), cell centres at integers
     below = pos.floor()
     first = below.long() - (support // 2 - 1)  # (b, q, k)
-    steps = torch.stack(torch.meshgrid(*[torch.arange(support, device=x.device)] * k, indexing="ij"), -1)
-    idx = first[:, :, None, :] + steps.view(1, 1, -1, k)  # (b, q, s^k, k)
-    idx = torch.minimum(idx.clamp(min=0), x.new_tensor(spatial, dtype=torch.long) - 1)
-    flat = torch.zeros_like(idx[..., 0])  # (b, q, s^k) row-major index into the flattened grid
+    steps = torch.arange(support, device=x.device)
+    # Row-major index into the flattened grid, built axis by axis from small per-axis (b, q, s) indices
+    # broadcast together, so the only tensor of size q * s^k is the index itself.
+    flat = torch.zeros_like(first[:, :, 0])  # (b, q)
     for axis in range(k):
-        flat = flat * spatial[axis] + idx[..., axis]
+        along = (first[:, :, axis, None] + steps).clamp(0, spatial[axis] - 1)  # (b, q, s)
+        flat = flat[..., None] * spatial[axis] + along.view(b, q, *([1] * axis), support)  # (b, q, s, ...)
+    flat = flat.reshape(b, q, -1)  # (b, q, s^k)
     values = x.flatten(2).gather(2, flat.view(b, 1, -1).expand(b, c, -1))  # (b, c, q * s^k)
     values = values.view(b, c, q, -1).permute(0, 2, 1, 3).reshape(b, q, -1)  # (b, q, c * s^k)
     return torch.cat([values, (pos - below).to(x.dtype)], dim=-1)
