@@ -143,3 +143,12 @@ def test_two_processes_under_torchrun_hold_identical_weights(photos, tmp_path):
     model, fp = load_model(run / "model")
     assert fingerprint(model.state_dict()) == ranks[0]
     assert json.loads((run / "train.json").read_text())["world"] == 2
+
+
+def test_init_from_starts_from_that_models_weights(photos, tmp_path):
+    first = train(options(photos, tmp_path / "first", steps=2))
+    # With a zero learning rate the fine-tuned model must come out exactly as it went in.
+    tuned = train(options(photos, tmp_path / "tuned", steps=1, lr=0.0, init_from=str(first)))
+    a, _ = load_model(first)
+    b, _ = load_model(tuned)
+    assert fingerprint(a.state_dict()) == fingerprint(b.state_dict())
