@@ -5,5 +5,5 @@ set -euo pipefail
 DATA=${DATA:-data/volumes}
 OUT=${OUT:-runs/volume}
 ginr train --data "$DATA/train" --out "$OUT" --kind volume --model tiny-3d --name volume \
-  --steps "${STEPS:-3000}" --batch 4 --queries 2048 --lr 5e-4 --warmup 100 --scale-min 1 --scale-max 4 \
+  --steps "${STEPS:-2500}" --batch 4 --queries 2048 --lr 5e-4 --warmup 100 --scale-min 1 --scale-max 4 \
   --base-prob 0.7 --checkpoint-every 100 --validate-every 250 --log-every 25 "$@"
