@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from click.testing import Result
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ginr_cli.cli.app import app
 from ginr_cli.io.checkpoints import save_model
