@@ -47,7 +47,7 @@ _PREFILTER = [math.sqrt(3.0) * _POLE ** abs(n) for n in range(-9, 10)]
 
 def bspline_coefficients(x: Tensor) -> Tensor:
     """x (b, c, *spatial) -> the cubic B-spline coefficients that interpolate it, the signal mirrored about
-    its edges (half-sample symmetric, scipy's mode='mirror' of `grid_mode`; any size, even 1)."""
+    its edges (half-sample symmetric: scipy's mode='reflect', alias 'grid-mirror'; any size, even 1)."""
     taps = x.new_tensor(_PREFILTER).view(1, 1, -1)
     r = len(_PREFILTER) // 2
     for axis in range(2, x.dim()):

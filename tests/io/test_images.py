@@ -223,8 +223,9 @@ def pillow_oriented(arr, orientation):
 
 TIFF_ORIENTED = {  # Pillow 13 garbles the uncompressed single-channel ones at orientations 5-8
     "L": lambda p, a, o: Image.fromarray(a[..., 0]).save(p, exif=_orientation_exif(o)),
-    "L-lzw": lambda p, a, o: Image.fromarray(a[..., 0]).save(p, compression="tiff_lzw",
-                                                             exif=_orientation_exif(o)),
+    "L-lzw": lambda p, a, o: Image.fromarray(a[..., 0]).save(
+        p, compression="tiff_lzw", exif=_orientation_exif(o)
+    ),
     "I;16": lambda p, a, o: tifffile.imwrite(p, a[..., 0], extratags=[(0x0112, 3, 1, o, True)]),
     "RGB16": lambda p, a, o: tifffile.imwrite(p, a, photometric="rgb", extratags=[(0x0112, 3, 1, o, True)]),
 }
@@ -423,8 +424,10 @@ BAD = {
     "float.tif": (lambda p: tifffile.imwrite(p, np.zeros((4, 4), np.float32)), "unsupported"),
     "int32.tif": (lambda p: tifffile.imwrite(p, np.zeros((4, 4), np.int32)), "unsupported"),
     "lab.tif": (lambda p: Image.new("LAB", (4, 4)).save(p), "unsupported"),
-    "cmyk16.tif": (lambda p: tifffile.imwrite(p, np.zeros((4, 4, 4), np.uint16), photometric="separated"),
-                   "not supported"),
+    "cmyk16.tif": (
+        lambda p: tifffile.imwrite(p, np.zeros((4, 4, 4), np.uint16), photometric="separated"),
+        "not supported",
+    ),
     "missing.png": (lambda p: None, "no such file"),
 }
 
