@@ -66,7 +66,13 @@ def decode(
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Decode latents to images or volumes at any resolution; --roi and --slice decode only that part."""
+    """Decode latents to images or volumes at any resolution; --roi and --slice decode only that part.
+
+    \b
+    Examples:
+      ginr decode scan.safetensors -o scan_1mm.nii.gz --spacing 1
+      ginr decode scan.safetensors -o axial.nii.gz --slice 2=90
+    """
     from ginr_cli.cli.common import Models
     from ginr_cli.cli.progress import Reporter
     from ginr_cli.engine import targets

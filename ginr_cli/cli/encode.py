@@ -44,7 +44,12 @@ def encode(
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Encode images or volumes to latents: one .safetensors per input; prints sizes and ratios."""
+    """Encode images or volumes to latents: one .safetensors per input; prints sizes and ratios.
+
+    \b
+    Examples:
+      ginr encode scan.nii.gz -o scan.safetensors --check
+    """
     import torch
 
     from ginr_cli.cli.common import Models

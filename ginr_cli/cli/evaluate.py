@@ -30,7 +30,13 @@ def evaluate(
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate a model: ginr vs bicubic and Lanczos (images), vs trilinear and cubic spline (volumes)."""
+    """Evaluate a model: ginr vs bicubic and Lanczos (images), vs trilinear and cubic spline (volumes).
+
+    \b
+    Examples:
+      ginr eval Set5/ --scales 2,3,4 --plot set5.png
+      ginr eval scan.nii.gz --scales 2,4 --axis 2
+    """
     from ginr_cli.cli.common import Models
     from ginr_cli.engine import evaluate as ev
     from ginr_cli.engine import targets

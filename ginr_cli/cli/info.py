@@ -18,7 +18,13 @@ def info(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show what a latent file or a model folder holds: model, source, shape, spacing, sizes."""
+    """Show what a latent file or a model folder holds: model, source, shape, spacing, sizes.
+
+    \b
+    Examples:
+      ginr info scan.safetensors --json
+      ginr info image
+    """
     from ginr_cli.io.checkpoints import describe_model, find_model
     from ginr_cli.io.latents import describe_latent
 

@@ -45,7 +45,13 @@ def train(
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Train (or fine-tune) a model; arbitrary-scale, on random crops of your own data."""
+    """Train (or fine-tune) a model; arbitrary-scale, on random crops of your own data.
+
+    \b
+    Examples:
+      ginr train --data photos/ --out runs/mine --steps 3000
+      torchrun --nproc-per-node 2 -m ginr_cli train --data photos/
+    """
     import json
 
     from ginr_cli.engine.train import TrainOptions

@@ -83,7 +83,13 @@ def upscale(
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Upscale (or resample) images and volumes at any scale, with exact geometry."""
+    """Upscale (or resample) images and volumes at any scale, with exact geometry.
+
+    \b
+    Examples:
+      ginr upscale photos/ out/ --scale 4
+      ginr upscale scan.nii.gz scan_z.nii.gz --scale 1,1,2.5
+    """
     from ginr_cli.cli.common import Models, precision_context
     from ginr_cli.cli.progress import Reporter
     from ginr_cli.engine import targets

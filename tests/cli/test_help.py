@@ -51,3 +51,10 @@ def test_help_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_shows_an_example(ginr, command):
+    result = ginr(command, "--help")
+    assert "Examples:" in result.stdout
+    assert f"ginr {command} " in result.stdout or f"ginr_cli {command} " in result.stdout
