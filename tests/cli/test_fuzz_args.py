@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import typer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from safetensors import safe_open
@@ -23,9 +23,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from ginr_cli.cli.app import app
-from tests.io.test_fuzz import metadata, report_count
+from tests.io.test_fuzz import EXAMPLES, FUZZ, metadata, report_count
 
-EXAMPLES = int(os.environ.get("GINR_FUZZ_EXAMPLES", "200"))
 RUN = Counter()
 COMMANDS = typer.main.get_command(app).commands
 OPTIONS = sorted(
@@ -81,15 +80,6 @@ def workdir(tmp_path_factory, model_2d, ginr) -> Path:
 def _report(request):
     yield
     report_count(request, "command lines fuzzed", RUN)
-
-
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize="GINR_FUZZ_EXAMPLES" not in os.environ,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 
 def run_in(folder: Path, argv: list[str]):
