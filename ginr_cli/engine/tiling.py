@@ -113,44 +113,74 @@ def axis_weights(x: np.ndarray, origin: int, extent: int, n: int, overlap: int) 
     return w
 
 
-@dataclass
+@dataclass(frozen=True)
+class _AxisShare:
+    """The output samples one tile origin decodes along one axis: the index range [lo, hi), their blending
+    weights and their coordinates in the tile's [-1, 1] frame, each (hi - lo,)."""
+
+    lo: int
+    hi: int
+    weights: np.ndarray
+    coords: np.ndarray
+
+
+def _axis_shares(
+    origins: Sequence[int], extent: int, n: int, overlap: int, x: np.ndarray
+) -> dict[int, _AxisShare | None]:
+    """Each origin's share of the output positions x along one axis (None where it has no sample). Computed
+    once per axis: a tile's share is the product of its axes' shares, so planning costs O(tiles + samples)
+    and holds only short 1D arrays (copies, never views of x)."""
+    shares: dict[int, _AxisShare | None] = {}
+    for o in origins:
+        w = axis_weights(x, o, extent, n, overlap)
+        nonzero = np.flatnonzero(w > 0)
+        if nonzero.size == 0:
+            shares[o] = None
+            continue
+        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+        shares[o] = _AxisShare(lo, hi, w[lo:hi].copy(), (x[lo:hi] - o) / extent * 2 - 1)
+    return shares
+
+
+@dataclass(frozen=True)
 class _TileShare:
-    """The output samples one tile decodes: an index range per axis, and per axis the samples' blending
-    weights and tile-local coordinates. The tile's (q, k) coordinates and weights are built from these
-    only when the tile is rendered, so planning a big output holds only 1D arrays."""
+    """The output samples one tile decodes: the product of its axes' shares. The tile's (q, k) coordinates
+    and weights are built only when the tile is rendered."""
 
     origin: Origin
-    ranges: list[tuple[int, int]]
-    axis_weights: list[np.ndarray]  # per axis, (hi - lo,)
-    axis_coords: list[np.ndarray]  # per axis, (hi - lo,) in the tile's [-1, 1] frame
+    axes: tuple[_AxisShare, ...]
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(a.lo, a.hi) for a in self.axes]
 
     @property
     def weights(self) -> np.ndarray:
         """(*sub_shape) float32."""
-        weight = self.axis_weights[0]
-        for w in self.axis_weights[1:]:
-            weight = np.multiply.outer(weight, w)
+        weight = self.axes[0].weights
+        for a in self.axes[1:]:
+            weight = np.multiply.outer(weight, a.weights)
         return weight.astype(np.float32)
 
     @property
     def coords(self) -> np.ndarray:
         """(q, k) float32, axis 0 slowest."""
-        mesh = np.meshgrid(*self.axis_coords, indexing="ij")
+        mesh = np.meshgrid(*(a.coords for a in self.axes), indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)
 
 
-def _share(grid: TileGrid, out: OutputGrid, origin: Origin) -> _TileShare | None:
-    ranges, weights, local = [], [], []
-    for o, t, n, x in zip(origin, grid.tile, grid.shape, out.positions, strict=True):
-        w = axis_weights(x, o, t, n, grid.overlap)
-        nonzero = np.flatnonzero(w > 0)
-        if nonzero.size == 0:
-            return None
-        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
-        ranges.append((lo, hi))
-        weights.append(w[lo:hi])
-        local.append((x[lo:hi] - o) / t * 2 - 1)
-    return _TileShare(origin, ranges, weights, local)
+def _tile_shares(grid: TileGrid, out: OutputGrid) -> list[_TileShare]:
+    """The shares of the tiles that decode any output sample, in raster order."""
+    per_axis = [
+        _axis_shares(origins, t, n, grid.overlap, x)
+        for origins, t, n, x in zip(grid.origins, grid.tile, grid.shape, out.positions, strict=True)
+    ]
+    shares = []
+    for origin in grid:
+        axes = tuple(share[o] for share, o in zip(per_axis, origin, strict=True))
+        if all(a is not None for a in axes):
+            shares.append(_TileShare(origin, axes))
+    return shares
 
 
 def stitch(
@@ -165,7 +195,7 @@ def stitch(
     values (rows, *out.shape[1:], c) as soon as no later tile touches them; without a sink the whole
     output (*out.shape, c) is returned. Only one band of tiles is accumulated at a time.
     """
-    shares = [s for s in (_share(grid, out, o) for o in grid) if s is not None]
+    shares = _tile_shares(grid, out)
     cells = np.array([c / t * 2 for c, t in zip(out.cell, grid.tile, strict=True)], dtype=np.float32)
     rest = out.shape[1:]
     result = None if sink is not None else np.zeros((*out.shape, channels), np.float32)
