@@ -88,18 +88,26 @@ def upscale_image(
     if target.spacing is not None or target.like is not None:
         raise GinrError("--spacing and --like apply to volumes, and this is an image", src)
     image = read_image(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    hw = image.color.shape[:2]
+    hw, channels = image.color.shape[:2], image.color.shape[2]
     out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
-    source = normalize.IMAGE.apply(image.color).transpose(2, 0, 1)  # (c, h, w) in model units
-    color = np.empty((*out_hw, image.color.shape[2]), np.float32)
+    targets.check_output_fits(out_hw, channels, f"{out_hw[1]}x{out_hw[0]}")
+    # The source in model units, (c, h, w), built a channel at a time: on a big image every full-size
+    # float copy counts (see scripts/bench_memory.py), so the read colour is dropped once this exists.
+    source = np.empty((channels, *hw), np.float32)
+    for c in range(channels):
+        source[c] = normalize.IMAGE.apply(image.color[..., c])
+    alpha, meta = image.alpha, image.meta
+    del image
+    color = np.empty((*out_hw, channels), np.float32)
 
     def keep(start: int, values: np.ndarray) -> None:
         color[start : start + values.shape[0]] = np.clip(normalize.IMAGE.invert(values), 0.0, 1.0)
 
     grid = default_grid(model, hw, tile)
     resample(model, source, OutputGrid.full(hw, out_hw), device, grid=grid, batch=batch, sink=keep)
-    alpha = None if image.alpha is None else resize_alpha(image.alpha, out_hw)
-    write_image(dst, color, alpha, image.meta, quality=quality)
+    del source
+    alpha = None if alpha is None else resize_alpha(alpha, out_hw)
+    write_image(dst, color, alpha, meta, quality=quality)
     return Result(dst, hw, out_hw)
 
 
@@ -147,6 +155,7 @@ def upscale_volume(
     else:
         out_shape = targets.volume_shape(shape, target.scale, target.spacing, volume.spacing)
         out, grid = OutputGrid.full(shape, out_shape), None
+    targets.check_output_fits(out.shape, volume.data.shape[0], "x".join(map(str, out.shape)))
     norm = normalize.for_volume(volume.data)
     tiles = default_grid(model, shape, tile)
     result = np.empty((volume.data.shape[0], *out.shape), np.float32)
