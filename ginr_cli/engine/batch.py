@@ -171,6 +171,10 @@ def _run_one(job: Job, process: Callable[[Job], Any], overwrite: bool) -> Outcom
         except GinrError as err:
             message = err.message if err.path in (None, job.src) else str(err)
             outcome = Outcome(job, "failed", _one_line(message))
+        except MemoryError:
+            outcome = Outcome(
+                job, "failed", "out of memory: ask for a smaller output or use a smaller --batch"
+            )
         except Exception as err:  # a bug, not the file's fault: report it and go on with the batch
             if os.environ.get("GINR_DEBUG") == "1":
                 raise

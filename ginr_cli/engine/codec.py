@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ginr_cli.engine import metrics, normalize
+from ginr_cli.engine import metrics, normalize, targets
 from ginr_cli.engine.infer import default_grid, encode_tiles, fit_channels, latent_render
 from ginr_cli.engine.tiling import OutputGrid, TileGrid, stitch
 from ginr_cli.errors import GinrError, UsageError
@@ -196,6 +196,9 @@ def decode_file(
     shape = source["shape"]
     out_shape = tuple(out_shape_of(source))
     out = output_grid(shape, out_shape, roi, plane)
+    channels = source.get("channels", 1) if source["kind"] == "image" else source.get("frames", 1)
+    label = f"{out.shape[1]}x{out.shape[0]}" if source["kind"] == "image" else "x".join(map(str, out.shape))
+    targets.check_output_fits(out.shape, channels, label)
     norm = normalize.Normalization.from_dict(latent.normalization)
     frames = [norm.invert(f) for f in render_frames(model, latent, out, device, batch)]
     if source["kind"] == "image":

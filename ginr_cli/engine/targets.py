@@ -3,6 +3,8 @@ a target voxel spacing. Every rule keeps the field of view; sizes are rounded an
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 
 from ginr_cli.errors import GinrError, UsageError
@@ -94,3 +96,23 @@ def check_exclusive(given: dict[str, object]) -> None:
     named = [name for name, value in given.items() if value is not None]
     if len(named) > 1:
         raise UsageError(f"give only one of {', '.join(named)}: each sets the output size")
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, where the OS says (POSIX); None elsewhere."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_output_fits(shape: Sequence[int], channels: int, label: str) -> None:
+    """Refuse, before any work, an output whose float32 render buffer alone is larger than this machine's
+    memory (a typo like --scale 1000): one clear line instead of an out-of-memory failure much later.
+    `label` is the output size as the user reads it (WIDTHxHEIGHT for images)."""
+    need, total = math.prod(shape) * channels * 4, physical_memory()
+    if total is not None and need > total:
+        raise GinrError(
+            f"the output would be {label} ({need / 2**30:,.1f} GiB as float32), more than this machine's "
+            f"{total / 2**30:.1f} GiB of memory: ask for a smaller output"
+        )

@@ -185,3 +185,31 @@ def test_nifti_dtype_float32_on_request(ginr, nifti, model_3d, tmp_path):
     assert nib.load(out).get_data_dtype().str[1:] == "f4"
     bad = ginr("upscale", nifti, tmp_path / "y.nii.gz", "--dtype", "int8", "--model", model_3d)
     assert bad.exit_code == 2 and "--dtype" in bad.output
+
+
+def test_an_output_too_big_for_memory_is_refused_per_file(ginr, mixed_folder, model_2d, tmp_path):
+    """A typo like --scale 100000 (24x20 -> 2.4M x 2M pixels, petabytes as float32) fails each file with
+    one line saying why, before any work; nothing is written."""
+    out = tmp_path / "out"
+    result = ginr("upscale", mixed_folder / "a.jpg", out / "a.png", "--scale", "100000", "--model", model_2d)
+    assert result.exit_code == 1, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"failed  {mixed_folder / 'a.jpg'}: the output would be 2400000x2000000 ")
+    assert "more than this machine's" in first and "smaller output" in first
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_volume_output_too_big_for_memory_is_refused(ginr, nifti, model_3d, tmp_path):
+    result = ginr("upscale", nifti, tmp_path / "big.nii.gz", "--scale", "10000", "--model", model_3d)
+    assert result.exit_code == 1, result.output
+    assert "the output would be 330000x410000x250000 " in result.stderr
+    assert not (tmp_path / "big.nii.gz").exists()
+
+
+def test_decoding_to_an_output_too_big_for_memory_is_refused(ginr, nifti_latent, model_3d, tmp_path):
+    result = ginr(
+        "decode", nifti_latent, "-o", tmp_path / "big.nii.gz", "--scale", "10000", "--model", model_3d
+    )
+    assert result.exit_code == 1, result.output
+    assert "the output would be 330000x410000x250000 " in result.stderr
+    assert not (tmp_path / "big.nii.gz").exists()
