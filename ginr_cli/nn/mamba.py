@@ -7,8 +7,10 @@ Mamba (Gu & Dao, 2023), one direction:
     y = selective_scan(x, delta, A, B, C, D) * silu(z)
     out = out_proj(y)
 
-BiMamba runs one Mamba forward in time and another on the reversed sequence and averages them. With the
-pure-PyTorch scan the two run as one call over 2e channels, halving its per-step cost.
+BiMamba runs one Mamba forward in time and another on the reversed sequence and averages them (the seed's
+design: two Mambas with their own weights). It computes exactly that, fused: both in_projs as one GEMM,
+the reverse Mamba's conv and scan run backwards in time on the unflipped sequence (anti-causal conv, a
+reversed scan group), one scan call over 2e channels, and both out_projs and the average as one GEMM.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ginr_cli.nn.config import EncoderConfig
-from ginr_cli.nn.scan import resolve_backend, selective_scan
+from ginr_cli.nn.scan import selective_scan
 
 
 class Mamba(nn.Module):
@@ -46,38 +48,45 @@ class Mamba(nn.Module):
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
-    def scan_inputs(self, u: Tensor) -> dict[str, Tensor]:
-        """u (b, l, d) -> the selective scan's arguments, channel-first (b, e, l) as mamba-ssm wants."""
-        l = u.shape[1]
-        # Channel-first from the start: W @ u^T as one batched GEMM is (b, 2e, l), the layout the conv and
-        # the scan want, without the transposed copies `matmul` or `linear` + transpose would make.
-        b = u.shape[0]
-        xz = torch.bmm(self.in_proj.weight.expand(b, -1, -1), u.transpose(1, 2))  # (b, 2e, l), contiguous
-        x, z = xz.chunk(2, dim=1)  # (b, e, l) each
-        x = F.silu(self.conv(x)[..., :l])  # (b, e, l)
+    def mix(self, x: Tensor, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """x (b, e, l), in_proj's x half -> the scan's u, delta (b, e, l) and B, C (b, s, l).
+
+        The conv is causal in the scan's direction: with `reverse`, it looks at the later positions of the
+        unflipped sequence, which is this Mamba's causal conv applied to the flipped sequence, flipped back.
+        """
+        l, k = x.shape[-1], self.conv.kernel_size[0]
+        if reverse:
+            x = F.conv1d(x, self.conv.weight.flip(-1), self.conv.bias, padding=k - 1, groups=self.d_inner)
+            x = x[..., k - 1 :]
+        else:
+            x = self.conv(x)[..., :l]
+        x = F.silu(x)
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], -1)
-        delta = torch.bmm(
-            self.dt_proj.weight.expand(b, -1, -1), dt.transpose(1, 2)
-        )  # (b, e, l); bias: in the scan
-        return dict(
-            u=x,
-            delta=delta,
-            A=-torch.exp(self.A_log.float()),  # A (e, s)
-            B=B.transpose(1, 2),
-            C=C.transpose(1, 2),  # (b, s, l)
-            D=self.D.float(),
-            z=z,  # (b, e, l)
-            delta_bias=self.dt_proj.bias.float(),
-        )
+        delta = torch.bmm(self.dt_proj.weight.expand(x.shape[0], -1, -1), dt.transpose(1, 2))  # bias: in scan
+        return x, delta, B.transpose(1, 2), C.transpose(1, 2)
 
     def forward(self, u: Tensor) -> Tensor:
-        """(b, l, d) -> (b, l, d)"""
-        y = selective_scan(**self.scan_inputs(u), delta_softplus=True, backend=self.backend)  # (b, e, l)
-        return self.out_proj(y.transpose(1, 2))  # (b, l, d)
+        """(b, l, d) -> (b, l, d): the plain definition, one direction (BiMamba fuses two of these)."""
+        xz = self.in_proj(u).transpose(1, 2)  # (b, 2e, l)
+        x, z = xz.chunk(2, dim=1)
+        x, delta, B, C = self.mix(x)
+        y = selective_scan(
+            x,
+            delta,
+            -torch.exp(self.A_log.float()),
+            B,
+            C,
+            self.D.float(),
+            z,
+            self.dt_proj.bias.float(),
+            delta_softplus=True,
+            backend=self.backend,
+        )  # (b, e, l)
+        return self.out_proj(y.transpose(1, 2))
 
 
 class BiMamba(nn.Module):
-    """A forward and a reverse Mamba over the same sequence, outputs averaged."""
+    """A forward and a reverse Mamba over the same sequence, outputs averaged; computed fused (see above)."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -85,19 +94,31 @@ class BiMamba(nn.Module):
         self.reverse_mamba = Mamba(cfg)
         self.backend = cfg.scan_backend
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, u: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d)"""
-        if resolve_backend(self.backend, x.device) != "torch":  # fused kernels: one call per direction
-            return (self.forward_mamba(x) + self.reverse_mamba(x.flip(1)).flip(1)) / 2
-        # The pure-PyTorch scan pays per time step: run both directions as one scan over 2e channels, in
-        # two groups with their own B and C, which halves its steps.
-        fwd = self.forward_mamba.scan_inputs(x)
-        rev = self.reverse_mamba.scan_inputs(x.flip(1))
-        channel_dim = {"u": 1, "delta": 1, "z": 1, "A": 0, "D": 0, "delta_bias": 0}
-        both = {k: torch.cat([fwd[k], rev[k]], dim=dim) for k, dim in channel_dim.items()}
-        both |= {k: torch.stack([fwd[k], rev[k]], dim=1) for k in ("B", "C")}  # (b, 2, s, l)
-        y = selective_scan(**both, delta_softplus=True, backend="torch")  # (b, 2e, l)
-        y_fwd, y_rev = y.chunk(2, dim=1)  # (b, e, l) each
-        out_fwd = self.forward_mamba.out_proj(y_fwd.transpose(1, 2))  # (b, l, d)
-        out_rev = self.reverse_mamba.out_proj(y_rev.transpose(1, 2)).flip(1)  # (b, l, d)
-        return (out_fwd + out_rev) / 2
+        fwd, rev = self.forward_mamba, self.reverse_mamba
+        b, e = u.shape[0], fwd.d_inner
+        # Both in_projs as one GEMM, channel-first (W @ u^T): rows x_fwd, x_rev, z_fwd, z_rev.
+        w_in = torch.cat(
+            [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
+        )
+        xz = torch.bmm(w_in.expand(b, -1, -1), u.transpose(1, 2))  # (b, 4e, l)
+        x_fwd, x_rev, z = xz[:, :e], xz[:, e : 2 * e], xz[:, 2 * e :]
+        x_fwd, delta_fwd, B_fwd, C_fwd = fwd.mix(x_fwd)
+        x_rev, delta_rev, B_rev, C_rev = rev.mix(x_rev, reverse=True)
+        y = selective_scan(
+            torch.cat([x_fwd, x_rev], 1),
+            torch.cat([delta_fwd, delta_rev], 1),
+            -torch.exp(torch.cat([fwd.A_log, rev.A_log]).float()),  # (2e, s)
+            torch.stack([B_fwd, B_rev], 1),  # (b, 2, s, l): one group per direction
+            torch.stack([C_fwd, C_rev], 1),
+            torch.cat([fwd.D, rev.D]).float(),
+            z,
+            torch.cat([fwd.dt_proj.bias, rev.dt_proj.bias]).float(),
+            delta_softplus=True,
+            reverse=(False, True),
+            backend=self.backend,
+        )  # (b, 2e, l)
+        # Both out_projs and the average as one GEMM: (W_fwd y_fwd + W_rev y_rev) / 2.
+        w_out = torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5  # (d, 2e)
+        return torch.matmul(y.transpose(1, 2), w_out.t())  # (b, l, d)

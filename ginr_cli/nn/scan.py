@@ -4,8 +4,9 @@
     y_t = <h_t, C_t> + D * u_t,   then  y_t * silu(z_t)  when z is given
 
 Shapes follow mamba-ssm's `selective_scan_fn`: u, delta, z (b, e, l); A (e, s); D, delta_bias (e,);
-B, C (b, s, l), or (b, g, s, l) for g groups of e / g channels with their own B and C (how BiMamba runs
-both directions in one call).
+B, C (b, s, l), or (b, g, s, l) for g groups of e / g channels with their own B and C; `reverse`, one flag
+per group, runs a group from the last time step to the first (how BiMamba runs both directions in one
+call, without flipped copies on the compiled backend).
 
 Backends, all held to `selective_scan_ref` by the tests:
 - "reference": the recurrence as written, one time step at a time. Slow, readable, the ground truth.
@@ -17,6 +18,7 @@ Backends, all held to `selective_scan_ref` by the tests:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -136,32 +138,32 @@ def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
     )
 
 
-def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
+def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
     from ginr_cli.nn.scan_cpu import selective_scan_cpu
 
-    if B.dim() == 3:
-        return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    # Grouped B and C: one call per group of channels (the kernel is parallel over channels anyway).
-    g = B.shape[1]
+    return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
 
-    def part(x: Tensor | None, j: int, dim: int) -> Tensor | None:
-        return None if x is None else x.chunk(g, dim)[j]
 
-    ys = [
-        selective_scan_cpu(
-            part(u, j, 1),
-            part(delta, j, 1),
-            part(A, j, 0),
-            B[:, j],
-            C[:, j],
-            part(D, j, 0),
-            part(z, j, 1),
-            part(delta_bias, j, 0),
-            delta_softplus,
-        )
-        for j in range(g)
-    ]
-    return torch.cat(ys, dim=1)
+def _flipped(x: Tensor | None, groups: int, reverse: Sequence[bool], dim: int) -> Tensor | None:
+    """x with the time axis (the last) reversed in the groups marked in `reverse`; groups split `dim`."""
+    if x is None or not any(reverse):
+        return x
+    parts = x.chunk(groups, dim)
+    return torch.cat([p.flip(-1) if r else p for p, r in zip(parts, reverse, strict=True)], dim)
+
+
+def _reversed_groups(scan):
+    """A backend without native reverse support, given it by flipping the reversed groups in and out."""
+
+    def run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
+        if not any(reverse):
+            return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        g = len(reverse)
+        flip = lambda x, dim=1: _flipped(x, g, reverse, dim)  # noqa: E731
+        y = scan(flip(u), flip(delta), A, flip(B), flip(C), D, flip(z), delta_bias, delta_softplus)
+        return flip(y)
+
+    return run
 
 
 def available_backends() -> list[str]:
@@ -190,7 +192,12 @@ def resolve_backend(backend: Backend, device: torch.device) -> str:
     return "torch"
 
 
-_BACKENDS = {"reference": selective_scan_ref, "torch": _scan_torch, "cpp": _scan_cpp, "cuda": _scan_cuda}
+_BACKENDS = {
+    "reference": _reversed_groups(selective_scan_ref),
+    "torch": _reversed_groups(_scan_torch),
+    "cpp": _scan_cpp,
+    "cuda": _reversed_groups(_scan_cuda),
+}
 
 
 def selective_scan(
@@ -203,13 +210,17 @@ def selective_scan(
     z: Tensor | None = None,
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
+    reverse: Sequence[bool] = (),
     backend: Backend = "auto",
 ) -> Tensor:
     """Run the selective scan on the chosen backend. Returns y (b, e, l) in u's dtype."""
+    groups = 1 if B.dim() == 3 else B.shape[1]
+    if reverse and len(reverse) != groups:
+        raise ValueError(f"reverse needs one flag per group ({groups}), got {len(reverse)}")
     name = resolve_backend(backend, u.device)
     if name == "cuda" and (_mamba_ssm_scan is None or u.device.type != "cuda"):
         raise RuntimeError(
             "the 'cuda' scan backend needs mamba-ssm and CUDA tensors: pip install 'ginr[cuda]' on a CUDA "
             "machine, or use backend='auto'"
         )
-    return _BACKENDS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return _BACKENDS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus, tuple(reverse))

@@ -6,9 +6,10 @@ later processes only load it. Where it cannot be built, `ready()` warns once and
 pure-PyTorch scan.
 
 Here the inputs are brought to one compute dtype (float32 or float64), made contiguous, and A, B, C put in
-the kernel's layout: the state dimension last and padded with zeros to a multiple of 16, so it is one
-contiguous, fixed-width vector per time step. These steps are plain torch ops outside the autograd
-Function, so autograd carries the gradients back through them to the caller's dtypes and layouts.
+the kernel's layout: B and C grouped (b, g, l, p), the state dimension last and padded with zeros to a
+multiple of 16, so it is one contiguous, fixed-width vector per time step. These steps are plain torch ops
+outside the autograd Function, so autograd carries the gradients back through them to the caller's dtypes
+and layouts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -99,21 +101,22 @@ class _SelectiveScanCpu(torch.autograd.Function):
     """The fused forward and backward on kernel-layout inputs (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus):
+    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, d_state, reverse):
         ctx.save_for_backward(u, delta, A, Bt, Ct, D, z, delta_bias)  # references only: no states kept
-        ctx.delta_softplus = delta_softplus
-        return torch.ops.ginr_scan.forward(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus)
+        ctx.options = (delta_softplus, d_state, reverse)
+        return torch.ops.ginr_scan.forward(u, delta, A, Bt, Ct, D, z, delta_bias, *ctx.options)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         u, delta, A, Bt, Ct, D, z, delta_bias = ctx.saved_tensors
         du, ddelta, dA, dBt, dCt, dD, dz, dbias = torch.ops.ginr_scan.backward(
-            dy.contiguous(), u, delta, A, Bt, Ct, D, z, delta_bias, ctx.delta_softplus
+            dy.contiguous(), u, delta, A, Bt, Ct, D, z, delta_bias, *ctx.options
         )
-        # dA, dD, dbias come per batch item and dBt, dCt per thread group: sum them here.
+        # dA, dD, dbias come per batch item and dBt, dCt per thread: sum them here.
         grads = (du, ddelta, dA.sum(0), dBt.sum(0), dCt.sum(0), dD.sum(0), dz, dbias.sum(0))
-        return *(g if need else None for g, need in zip(grads, ctx.needs_input_grad, strict=False)), None
+        needs = ctx.needs_input_grad
+        return *(g if need else None for g, need in zip(grads, needs, strict=False)), None, None, None
 
 
 def compute_dtype(*tensors: Tensor | None) -> torch.dtype:
@@ -137,9 +140,11 @@ def selective_scan_cpu(
     z: Tensor | None = None,
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
+    reverse: Sequence[bool] = (),
 ) -> Tensor:
-    """The selective scan on the compiled CPU kernel; shapes and meaning as `selective_scan_ref`:
-    u, delta, z (b, e, l); A (e, s); B, C (b, s, l); D, delta_bias (e,). Returns y (b, e, l) in u's dtype."""
+    """The selective scan on the compiled CPU kernel; shapes and meaning as `scan.selective_scan`:
+    u, delta, z (b, e, l); A (e, s); B, C (b, s, l) or grouped (b, g, s, l); D, delta_bias (e,); `reverse`
+    one flag per group (empty: all forward). Returns y (b, e, l) in u's dtype."""
     if not ready():
         raise RuntimeError("the compiled CPU scan could not be built: use backend='torch' (see the warning)")
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
@@ -149,8 +154,9 @@ def selective_scan_cpu(
     def prep(x: Tensor | None) -> Tensor | None:
         return None if x is None else x.to(dtype).contiguous()
 
-    def states_last(x: Tensor) -> Tensor:  # (b, s, l) -> (b, l, p)
-        return F.pad(x.to(dtype).transpose(1, 2), (0, pad)).contiguous()
+    def states_last(x: Tensor) -> Tensor:  # (b, s, l) or (b, g, s, l) -> (b, g, l, p)
+        x = x[:, None] if x.dim() == 3 else x
+        return F.pad(x.to(dtype).transpose(2, 3), (0, pad)).contiguous()
 
     y = _SelectiveScanCpu.apply(
         prep(u),
@@ -162,5 +168,7 @@ def selective_scan_cpu(
         prep(z),
         prep(delta_bias),
         delta_softplus,
+        s,
+        [int(r) for r in reverse],
     )
     return y.to(u.dtype)

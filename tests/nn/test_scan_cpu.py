@@ -83,6 +83,34 @@ def test_state_sizes(s):
     assert_matches_reference(make_inputs(1, 3, s, 29), delta_softplus=True, tol=TOL[torch.float64])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("s", [3, 8, 16])  # a run-time state count, and the two compiled-in ones
+def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s):
+    """2 x 20 channels: each group is one block of 16 lanes and one of 4; 700 steps cross the forward's
+    256-step buffers, backwards in the second group."""
+    inputs = make_inputs(1, 40, s, 700, dtype)
+    g = torch.Generator().manual_seed(1)
+    inputs["B"], inputs["C"] = (torch.randn(1, 2, s, 700, generator=g, dtype=dtype) for _ in range(2))
+    inputs = with_grad(inputs)
+    out = selective_scan_cpu(**inputs, delta_softplus=True, reverse=(False, True))
+    halves = []
+    for j, rev in enumerate((False, True)):
+        ch = slice(20 * j, 20 * (j + 1))
+        t = (lambda x: x.flip(-1)) if rev else (lambda x: x)
+        part = {k: t(inputs[k][:, ch]) for k in ("u", "delta", "z")}
+        part |= {k: inputs[k][ch] for k in ("A", "D", "delta_bias")}
+        part |= {k: t(inputs[k][:, j]) for k in ("B", "C")}
+        halves.append(t(selective_scan_ref(**part, delta_softplus=True)))
+    ref = torch.cat(halves, dim=1)
+    torch.testing.assert_close(out, ref, **TOL[dtype])
+    want, got = grads(ref, inputs), grads(out, inputs)
+    for name in want:
+        scale = max(want[name].abs().max().item(), 1.0)
+        torch.testing.assert_close(
+            got[name], want[name], rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale
+        )
+
+
 def test_uneven_thread_groups():
     """Three thread groups over 2 * 5 channels: each keeps its own dB, dC partial sums."""
     threads = torch.get_num_threads()

@@ -1,22 +1,29 @@
-// The selective scan of Mamba (S6) for the CPU, forward and backward, fused: one pass over the sequence per
-// (batch, channel), vectorised over the state dimension, parallel over batch * channels.
+// The selective scan of Mamba (S6) for the CPU, forward and backward, fused: one pass over the sequence,
+// parallel over batch and channels.
 //
 //   h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t,   y_t = <h_t, C_t> + D u_t,   out_t = y_t silu(z_t)
 //   dt_t = softplus(delta_t + delta_bias)   (softplus optional)
 //
-// Layout, prepared by scan_cpu.py: u, delta, z (b, e, l); A (e, p); Bt, Ct (b, l, p); D, delta_bias (e,);
-// all contiguous and of one dtype (float or double). p is the state size s padded with zeros to a multiple
-// of 16: a padded state stays 0 and adds nothing, and every inner loop runs a fixed width the compiler
-// vectorises. p = 16 (d_state <= 16, the usual case) gets its own copy with p a compile-time constant.
+// Layout, prepared by scan_cpu.py: u, delta, z (b, e, l); A (e, p); Bt, Ct (b, g, l, p); D, delta_bias (e,);
+// all contiguous and of one dtype (float or double). The e channels form g equal groups, each with its own B
+// and C (BiMamba runs its two directions as two groups of one call); a group marked in `reverse` runs from
+// t = l - 1 down to 0, so a reverse Mamba needs no flipped copies. p is the state size s padded with zeros
+// to a multiple of 16.
+//
+// Forward: the lanes of a vector are 16 channels (8 for double), one block at a time, looping over the s
+// real states inside; B_t and C_t are broadcast to the block, so they are read once per 16 channels, and no
+// horizontal sums are needed. The block's inputs are transposed into small per-thread buffers a chunk of
+// time steps at a time, so everything the loop touches stays in L1/L2 at any sequence length.
+//
+// Backward: one row (batch, channel) at a time, vectorised over the state dimension. It recomputes the
+// states of the row into a per-thread (l, p) buffer, then walks back in time: nothing of size b * e * l * s
+// is kept between forward and backward (recomputing costs about one forward; keeping the states would
+// write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels, so each thread group
+// accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
 //
 // Built with plain -O3 (+ -fno-trapping-math, which changes no value), no -ffast-math: exp, softplus and
 // sigmoid are written out below, branch-free, since a libm call keeps a loop scalar. GCC or Clang (vector
 // extensions); elsewhere the build fails and scan.py keeps to its PyTorch scan.
-//
-// Backward recomputes the states of one row into a per-thread (l, p) buffer, then walks back in time:
-// nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
-// keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
-// so each thread group accumulates its own (b, l, p) copy, summed by the caller: deterministic, no atomics.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -153,45 +160,120 @@ struct Grads {
   T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
 };
 
-// Per-thread scratch, reused across rows: O(l) for the forward, O(l * p) for the backward.
+// Per-thread scratch of the backward, reused across rows: O(l * p).
 template <typename T>
-struct Work {
+struct RowWork {
   std::vector<T> dt, y, gy, hs, decays, h, carry, zeros;
-  Work(int64_t l, int64_t p, bool backward)
-      : dt(l), y(backward ? l : 0), gy(backward ? l : 0), hs(backward ? l * p : 0),
-        decays(backward ? l * p : 0), h(p), carry(p), zeros(p) {}
+  RowWork(int64_t l, int64_t p)
+      : dt(l), y(l), gy(l), hs(l * p), decays(l * p), h(p), carry(p), zeros(p) {}
+};
+
+constexpr int64_t kChunk = 256;  // time steps per forward buffer fill: 3 * 256 * 64 bytes, L1/L2-resident
+
+// Per-thread scratch of the forward: one chunk of a block's inputs and outputs, time-major, lane = channel.
+template <typename T>
+struct BlockWork {
+  static constexpr int64_t W = kLanes<T>;
+  std::vector<T> dt, du, y, a, h;
+  explicit BlockWork(int64_t p) : dt(kChunk * W), du(kChunk * W), y(kChunk * W), a(p * W), h(p * W) {}
 };
 
 template <typename T>
 struct Scan {
   const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias;  // D, z, bias null when absent
-  int64_t e, l, p;
+  int64_t e, l, p, s, groups;                        // s: the real states (<= p)
   bool apply_softplus;
+  std::vector<uint8_t> reverse;  // per group
 
-  // dt (l) of row i = bi * e + ei.
-  GINR_INLINE void discretize(int64_t i, T* __restrict dt) const {
-    const T* x = delta + i * l;
-    const T b = bias ? bias[i % e] : T(0);
-    if (apply_softplus) {
-      for (int64_t t = 0; t < l; ++t) dt[t] = softplus(x[t] + b);
-    } else {
-      for (int64_t t = 0; t < l; ++t) dt[t] = x[t] + b;
+  int64_t group_of(int64_t ei) const { return ei / (e / groups); }
+  const T* B_of(int64_t bi, int64_t ei) const { return Bt + (bi * groups + group_of(ei)) * l * p; }
+  const T* C_of(int64_t bi, int64_t ei) const { return Ct + (bi * groups + group_of(ei)) * l * p; }
+  bool reversed(int64_t ei) const { return !reverse.empty() && reverse[group_of(ei)]; }
+
+  GINR_INLINE T discrete(T x, T b) const { return apply_softplus ? softplus(x + b) : x + b; }
+
+  // Forward of channels [c0, c0 + nc) of batch item bi, nc <= W, all in one group; writes out (b, e, l).
+  // kS: the state count as a compile-time constant, or 0 to read it at run time.
+  template <int64_t kS>
+  GINR_CLONES void forward_block(int64_t bi, int64_t c0, int64_t nc, BlockWork<T>& w, T* __restrict out) const {
+    constexpr int64_t W = kLanes<T>;
+    const int64_t ns = kS ? kS : s;
+    const bool rev = reversed(c0);
+    const T* Bb = B_of(bi, c0);
+    const T* Cb = C_of(bi, c0);
+    T* __restrict a = w.a.data();  // (s, W): A of the block's channels, state-major; 0 in unused lanes
+    T* __restrict h = w.h.data();  // (s, W)
+    std::fill(a, a + ns * W, T(0));
+    std::fill(h, h + ns * W, T(0));
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t n = 0; n < ns; ++n) a[n * W + c] = A[(c0 + c) * p + n];
+    T dv[W] = {}, bv[W] = {};
+    for (int64_t c = 0; c < nc; ++c) {
+      dv[c] = D ? D[c0 + c] : T(0);
+      bv[c] = bias ? bias[c0 + c] : T(0);
+    }
+    const int64_t chunks = (l + kChunk - 1) / kChunk;
+    for (int64_t k = 0; k < chunks; ++k) {
+      const int64_t t0 = (rev ? chunks - 1 - k : k) * kChunk, len = std::min(kChunk, l - t0);
+      // Transpose the chunk in: dt and dt * u per (step, lane); unused lanes stay 0 (their states stay 0).
+      T* __restrict dt = w.dt.data();
+      T* __restrict du = w.du.data();
+      std::fill(dt, dt + len * W, T(0));
+      std::fill(du, du + len * W, T(0));
+      for (int64_t c = 0; c < nc; ++c) {
+        const int64_t row = (bi * e + c0 + c) * l + t0;
+        for (int64_t t = 0; t < len; ++t) {
+          const T d = discrete(delta[row + t], bv[c]);
+          dt[t * W + c] = d;
+          du[t * W + c] = d * u[row + t];
+        }
+      }
+      T* __restrict y = w.y.data();
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t t = rev ? len - 1 - i : i;
+        const T* bt = Bb + (t0 + t) * p;
+        const T* ct = Cb + (t0 + t) * p;
+        T acc[W] = {};
+        for (int64_t n = 0; n < ns; ++n) {
+          const T bn = bt[n], cn = ct[n];
+          for (int64_t j = 0; j < W; ++j) {
+            const T hv = fast_exp(dt[t * W + j] * a[n * W + j]) * h[n * W + j] + du[t * W + j] * bn;
+            h[n * W + j] = hv;
+            acc[j] += hv * cn;
+          }
+        }
+        for (int64_t j = 0; j < W; ++j) y[t * W + j] = acc[j];
+      }
+      // Transpose the chunk out, with the skip term D u and the gate silu(z).
+      for (int64_t c = 0; c < nc; ++c) {
+        const int64_t row = (bi * e + c0 + c) * l + t0;
+        T* o = out + row;
+        const T* ui = u + row;
+        if (z) {
+          const T* zi = z + row;
+          for (int64_t t = 0; t < len; ++t) o[t] = (y[t * W + c] + dv[c] * ui[t]) * (zi[t] * sigmoid(zi[t]));
+        } else {
+          for (int64_t t = 0; t < len; ++t) o[t] = y[t * W + c] + dv[c] * ui[t];
+        }
+      }
     }
   }
 
-  // y (l) = <h_t, C_t> + D u_t for row i; with kKeep also the states h_t and decays exp(dt_t A), each (l, p).
-  // kP: p as a compile-time constant, or 0 to read it at run time.
-  template <bool kKeep, int64_t kP>
+  // y (l) = <h_t, C_t> + D u_t of row i, with the states h_t and decays exp(dt_t A), each (l, p), kept in
+  // step order (step k is time l - 1 - k in a reversed group). kP: p as a compile-time constant, or 0.
+  template <int64_t kP>
   GINR_INLINE void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
                          T* __restrict decays) const {
     constexpr int64_t W = kLanes<T>;
-    const int64_t p = kP ? kP : this->p;
+    const int64_t p = kP ? kP : this->p, ei = i % e;
+    const bool rev = reversed(ei);
     const T* ui = u + i * l;
-    const T* a = A + (i % e) * p;
-    const T* Bb = Bt + (i / e) * l * p;
-    const T* Cb = Ct + (i / e) * l * p;
+    const T* a = A + ei * p;
+    const T* Bb = B_of(i / e, ei);
+    const T* Cb = C_of(i / e, ei);
     std::fill(h, h + p, T(0));
-    for (int64_t t = 0; t < l; ++t) {
+    for (int64_t k = 0; k < l; ++k) {
+      const int64_t t = rev ? l - 1 - k : k;
       const T d = dt[t], du = d * ui[t];
       const T* bt = Bb + t * p;
       const T* ct = Cb + t * p;
@@ -202,38 +284,28 @@ struct Scan {
           const T hv = decay * h[c + j] + du * bt[c + j];
           h[c + j] = hv;
           acc[j] += hv * ct[c + j];
-          if constexpr (kKeep) {
-            hs[t * p + c + j] = hv;
-            decays[t * p + c + j] = decay;
-          }
+          hs[k * p + c + j] = hv;
+          decays[k * p + c + j] = decay;
         }
       }
       y[t] = tree_sum<W>(acc);
     }
     if (D) {
-      const T dv = D[i % e];
+      const T dv = D[ei];
       for (int64_t t = 0; t < l; ++t) y[t] += dv * ui[t];
-    }
-  }
-
-  // out (l) of row i.
-  template <int64_t kP>
-  GINR_CLONES void forward_row(int64_t i, Work<T>& w, T* __restrict out) const {
-    discretize(i, w.dt.data());
-    recur<false, kP>(i, w.dt.data(), out, w.h.data(), nullptr, nullptr);
-    if (z) {
-      const T* zi = z + i * l;
-      for (int64_t t = 0; t < l; ++t) out[t] *= zi[t] * sigmoid(zi[t]);
     }
   }
 
   // Gradients of row i: recompute its states, then walk back in time.
   template <int64_t kP>
-  GINR_CLONES void backward_row(int64_t i, const T* dout, Work<T>& w, const Grads<T>& g) const {
+  GINR_CLONES void backward_row(int64_t i, const T* dout, RowWork<T>& w, const Grads<T>& g) const {
     constexpr int64_t W = kLanes<T>;
-    const int64_t p = kP ? kP : this->p, bi = i / e, ei = i % e;
-    discretize(i, w.dt.data());
-    recur<true, kP>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
+    const int64_t p = kP ? kP : this->p, ei = i % e;
+    const bool rev = reversed(ei);
+    const T* x = delta + i * l;
+    const T b = bias ? bias[ei] : T(0);
+    for (int64_t t = 0; t < l; ++t) w.dt[t] = discrete(x[t], b);
+    recur<kP>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
 
     // Gate: out = y silu(z), so dL/dy = dout silu(z) and dL/dz = dout y silu'(z).
     const T* go = dout + i * l;
@@ -251,21 +323,23 @@ struct Scan {
       std::copy(go, go + l, gy);
     }
 
-    // Back in time; carry = dL/dh_t reaching step t from the later steps.
+    // Back over the steps; carry = dL/dh reaching step k from the later steps.
     const T* a = A + ei * p;
     T* dA = g.dA + i * p;
     T* du = g.du + i * l;
     T* ddt = g.ddelta + i * l;
     T* carry = w.carry.data();
     std::fill(carry, carry + p, T(0));
+    const int64_t rows = (i / e * groups + group_of(ei)) * l;  // of this row's Bt, Ct, dB, dC
     const T dv = D ? D[ei] : T(0);
     T dD = 0;
-    for (int64_t t = l - 1; t >= 0; --t) {
+    for (int64_t k = l - 1; k >= 0; --k) {
+      const int64_t t = rev ? l - 1 - k : k;
       const T gt = gy[t], d = w.dt[t], ut = ui[t];
-      const int64_t row = (bi * l + t) * p;  // of Bt, Ct, dB, dC
+      const int64_t row = (rows + t) * p;
       T r_a[W] = {}, r_b[W] = {};  // lanes of sum_s dL/d(dt A_s) A_s and of sum_s dL/dh_s B_s
-      step_back<W, kP>(p, gt, d, d * ut, a, Bt + row, Ct + row, w.hs.data() + t * p,
-                       t > 0 ? w.hs.data() + (t - 1) * p : w.zeros.data(), w.decays.data() + t * p, carry, dA,
+      step_back<W, kP>(p, gt, d, d * ut, a, Bt + row, Ct + row, w.hs.data() + k * p,
+                       k > 0 ? w.hs.data() + (k - 1) * p : w.zeros.data(), w.decays.data() + k * p, carry, dA,
                        g.dB + row, g.dC + row, r_a, r_b);
       const T xb = tree_sum<W>(r_b);
       ddt[t] = tree_sum<W>(r_a) + ut * xb;  // dt enters through exp(dt A) and through dt B u
@@ -275,8 +349,6 @@ struct Scan {
 
     // Through softplus (its derivative is the sigmoid, 1 above torch's threshold) and the bias.
     if (apply_softplus) {
-      const T* x = delta + i * l;
-      const T b = bias ? bias[ei] : T(0);
       for (int64_t t = 0; t < l; ++t) ddt[t] *= (x[t] + b > T(20)) ? T(1) : sigmoid(x[t] + b);
     }
     T dbias = 0;
@@ -312,22 +384,28 @@ struct Scan {
 template <typename T>
 Scan<T> make_scan(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                   const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                  const std::optional<at::Tensor>& bias, bool softplus) {
+                  const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state, at::IntArrayRef reverse) {
   auto ptr = [](const std::optional<at::Tensor>& x) { return x ? x->data_ptr<T>() : nullptr; };
+  std::vector<uint8_t> rev(reverse.begin(), reverse.end());
   return {u.data_ptr<T>(), delta.data_ptr<T>(), A.data_ptr<T>(), Bt.data_ptr<T>(), Ct.data_ptr<T>(),
-          ptr(D), ptr(z), ptr(bias), u.size(1), u.size(2), A.size(1), softplus};
+          ptr(D), ptr(z), ptr(bias), u.size(1), u.size(2), A.size(1), d_state, Bt.size(1), softplus, rev};
 }
 
 // Shapes, dtype and contiguity: scan_cpu.py prepares them, this guards the raw loops against a wrong caller.
 void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
            const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-           const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(u.dim() == 3 && A.dim() == 2 && Bt.dim() == 3, "selective_scan_cpu: u (b, e, l), A (e, p), Bt (b, l, p)");
-  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1);
+           const std::optional<at::Tensor>& bias, int64_t d_state, at::IntArrayRef reverse) {
+  TORCH_CHECK(u.dim() == 3 && A.dim() == 2 && Bt.dim() == 4,
+              "selective_scan_cpu: u (b, e, l), A (e, p), Bt (b, g, l, p)");
+  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), g = Bt.size(1);
   const auto dtype = u.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "selective_scan_cpu: float32 or float64, got ", dtype);
   TORCH_CHECK(p > 0 && p % kStatePad == 0, "selective_scan_cpu: the state size must be padded to a multiple of ",
               kStatePad);
+  TORCH_CHECK(0 < d_state && d_state <= p, "selective_scan_cpu: d_state must be in [1, ", p, "]");
+  TORCH_CHECK(g > 0 && e % g == 0, "selective_scan_cpu: ", e, " channels do not split into ", g, " groups");
+  TORCH_CHECK(reverse.empty() || static_cast<int64_t>(reverse.size()) == g,
+              "selective_scan_cpu: reverse needs one flag per group");
   auto expect = [&](const at::Tensor& x, at::IntArrayRef shape, const char* name) {
     TORCH_CHECK(x.sizes() == shape, "selective_scan_cpu: ", name, " has shape ", x.sizes(), ", expected ", shape);
     TORCH_CHECK(x.scalar_type() == dtype && x.is_contiguous() && x.device().is_cpu(), "selective_scan_cpu: ",
@@ -336,8 +414,8 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   expect(u, {b, e, l}, "u");
   expect(delta, {b, e, l}, "delta");
   expect(A, {e, p}, "A");
-  expect(Bt, {b, l, p}, "Bt");
-  expect(Ct, {b, l, p}, "Ct");
+  expect(Bt, {b, g, l, p}, "Bt");
+  expect(Ct, {b, g, l, p}, "Ct");
   if (D) expect(*D, {e}, "D");
   if (z) expect(*z, {b, e, l}, "z");
   if (bias) expect(*bias, {e}, "delta_bias");
@@ -345,51 +423,59 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
 
 at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                    const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                   const std::optional<at::Tensor>& bias, bool softplus) {
-  check(u, delta, A, Bt, Ct, D, z, bias);
+                   const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state, at::IntArrayRef reverse) {
+  check(u, delta, A, Bt, Ct, D, z, bias, d_state, reverse);
   at::Tensor out = at::empty(u.sizes(), u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
-    const auto s = make_scan<scalar_t>(u, delta, A, Bt, Ct, D, z, bias, softplus);
-    scalar_t* y = out.data_ptr<scalar_t>();
-    at::parallel_for(0, u.size(0) * s.e, 1, [&](int64_t begin, int64_t end) {
-      Work<scalar_t> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
-      for (int64_t i = begin; i < end; ++i) {
-        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
-        else s.template forward_row<0>(i, w, y + i * s.l);
+    using T = scalar_t;
+    constexpr int64_t W = kLanes<T>;
+    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, d_state, reverse);
+    const int64_t per_group = s.e / s.groups, blocks = (per_group + W - 1) / W;  // blocks never span groups
+    const int64_t items = u.size(0) * s.groups * blocks;
+    T* y = out.data_ptr<T>();
+    at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+      BlockWork<T> w(s.p);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t bi = item / (s.groups * blocks), grp = item / blocks % s.groups, blk = item % blocks;
+        const int64_t c0 = grp * per_group + blk * W, nc = std::min(W, per_group - blk * W);
+        if (s.s == 16) s.template forward_block<16>(bi, c0, nc, w, y);
+        else if (s.s == 8) s.template forward_block<8>(bi, c0, nc, w, y);
+        else s.template forward_block<0>(bi, c0, nc, w, y);
       }
     });
   });
   return out;
 }
 
-// Returns du, ddelta (b, e, l); dA (b, e, p); dBt, dCt (groups, b, l, p); dD, dbias (b, e); dz (b, e, l)
-// or empty. The caller sums dA, dD, dbias over b and dBt, dCt over groups.
+// Returns du, ddelta (b, e, l); dA (b, e, p); dBt, dCt (threads, b, g, l, p); dD, dbias (b, e); dz (b, e, l)
+// or empty. The caller sums dA, dD, dbias over b and dBt, dCt over thread groups.
 std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta,
                                  const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
                                  const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                                 const std::optional<at::Tensor>& bias, bool softplus) {
-  check(u, delta, A, Bt, Ct, D, z, bias);
+                                 const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state,
+                                 at::IntArrayRef reverse) {
+  check(u, delta, A, Bt, Ct, D, z, bias, d_state, reverse);
   TORCH_CHECK(dout.sizes() == u.sizes() && dout.scalar_type() == u.scalar_type() && dout.is_contiguous(),
               "selective_scan_cpu: dout must be a contiguous tensor like u");
-  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), rows = b * e;
-  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), g = Bt.size(1), rows = b * e;
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
   const auto opt = u.options();
   at::Tensor du = at::empty({b, e, l}, opt), ddelta = at::empty({b, e, l}, opt), dA = at::zeros({b, e, p}, opt),
-             dB = at::zeros({groups, b, l, p}, opt), dC = at::zeros({groups, b, l, p}, opt),
+             dB = at::zeros({threads, b, g, l, p}, opt), dC = at::zeros({threads, b, g, l, p}, opt),
              dD = at::empty({b, e}, opt), dz = at::empty({z ? b : 0, e, l}, opt), dbias = at::empty({b, e}, opt);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
     using T = scalar_t;
-    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus);
-    const int64_t per_group = (rows + groups - 1) / groups;
-    at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
-      Work<T> w(l, p, /*backward=*/true);
-      for (int64_t grp = g0; grp < g1; ++grp) {
-        const Grads<T> g{du.data_ptr<T>(), ddelta.data_ptr<T>(), dA.data_ptr<T>(),
-                         dB.data_ptr<T>() + grp * b * l * p, dC.data_ptr<T>() + grp * b * l * p,
-                         dD.data_ptr<T>(), z ? dz.data_ptr<T>() : nullptr, dbias.data_ptr<T>()};
-        for (int64_t i = grp * per_group; i < std::min(rows, (grp + 1) * per_group); ++i) {
-          if (p == kStatePad) s.template backward_row<kStatePad>(i, dout.data_ptr<T>(), w, g);
-          else s.template backward_row<0>(i, dout.data_ptr<T>(), w, g);
+    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, d_state, reverse);
+    const int64_t per_thread = (rows + threads - 1) / threads, size = b * g * l * p;
+    at::parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
+      RowWork<T> w(l, p);
+      for (int64_t th = t0; th < t1; ++th) {
+        const Grads<T> grads{du.data_ptr<T>(), ddelta.data_ptr<T>(), dA.data_ptr<T>(), dB.data_ptr<T>() + th * size,
+                             dC.data_ptr<T>() + th * size, dD.data_ptr<T>(), z ? dz.data_ptr<T>() : nullptr,
+                             dbias.data_ptr<T>()};
+        for (int64_t i = th * per_thread; i < std::min(rows, (th + 1) * per_thread); ++i) {
+          if (p == kStatePad) s.template backward_row<kStatePad>(i, dout.data_ptr<T>(), w, grads);
+          else s.template backward_row<0>(i, dout.data_ptr<T>(), w, grads);
         }
       }
     });
@@ -401,9 +487,9 @@ std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, co
 
 TORCH_LIBRARY(ginr_scan, m) {
   m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
-        "Tensor? delta_bias, bool delta_softplus) -> Tensor",
+        "Tensor? delta_bias, bool delta_softplus, int d_state, int[] reverse) -> Tensor",
         &forward);
   m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
-        "Tensor? delta_bias, bool delta_softplus) -> Tensor[]",
+        "Tensor? delta_bias, bool delta_softplus, int d_state, int[] reverse) -> Tensor[]",
         &backward);
 }
