@@ -101,9 +101,9 @@ class _SelectiveScanCpu(torch.autograd.Function):
     """The fused forward and backward on kernel-layout inputs (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, d_state, reverse):
+    def forward(ctx, u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, reverse):
         ctx.save_for_backward(u, delta, A, Bt, Ct, D, z, delta_bias)  # references only: no states kept
-        ctx.options = (delta_softplus, d_state, reverse)
+        ctx.options = (delta_softplus, reverse)
         return torch.ops.ginr_scan.forward(u, delta, A, Bt, Ct, D, z, delta_bias, *ctx.options)
 
     @staticmethod
@@ -116,7 +116,7 @@ class _SelectiveScanCpu(torch.autograd.Function):
         # dA, dD, dbias come per batch item and dBt, dCt per thread: sum them here.
         grads = (du, ddelta, dA.sum(0), dBt.sum(0), dCt.sum(0), dD.sum(0), dz, dbias.sum(0))
         needs = ctx.needs_input_grad
-        return *(g if need else None for g, need in zip(grads, needs, strict=False)), None, None, None
+        return *(g if need else None for g, need in zip(grads, needs, strict=False)), None, None
 
 
 def compute_dtype(*tensors: Tensor | None) -> torch.dtype:
@@ -168,7 +168,6 @@ def selective_scan_cpu(
         prep(z),
         prep(delta_bias),
         delta_softplus,
-        s,
         [int(r) for r in reverse],
     )
     return y.to(u.dtype)

@@ -10,15 +10,11 @@
 // t = l - 1 down to 0, so a reverse Mamba needs no flipped copies. p is the state size s padded with zeros
 // to a multiple of 16.
 //
-// Forward: the lanes of a vector are 16 channels (8 for double), one block at a time, looping over the s
-// real states inside; B_t and C_t are broadcast to the block, so they are read once per 16 channels, and no
-// horizontal sums are needed. The block's inputs are transposed into small per-thread buffers a chunk of
-// time steps at a time, so everything the loop touches stays in L1/L2 at any sequence length.
-//
-// Backward: one row (batch, channel) at a time, vectorised over the state dimension. It recomputes the
-// states of the row into a per-thread (l, p) buffer, then walks back in time: nothing of size b * e * l * s
-// is kept between forward and backward (recomputing costs about one forward; keeping the states would
-// write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels, so each thread group
+// One row (batch, channel) at a time, vectorised over the state dimension. (A forward with 16 channels per
+// vector and B, C broadcast measured no faster: the exp of dt A per state is the cost either way.)
+// Backward recomputes the states of the row into a per-thread (l, p) buffer, then walks back in time:
+// nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
+// keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels, so each thread group
 // accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
 //
 // Built with plain -O3 (+ -fno-trapping-math, which changes no value), no -ffast-math: exp, softplus and
@@ -160,28 +156,19 @@ struct Grads {
   T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
 };
 
-// Per-thread scratch of the backward, reused across rows: O(l * p).
+// Per-thread scratch, reused across rows: O(l) for the forward, O(l * p) for the backward.
 template <typename T>
 struct RowWork {
   std::vector<T> dt, y, gy, hs, decays, h, carry, zeros;
-  RowWork(int64_t l, int64_t p)
-      : dt(l), y(l), gy(l), hs(l * p), decays(l * p), h(p), carry(p), zeros(p) {}
-};
-
-constexpr int64_t kChunk = 256;  // time steps per forward buffer fill: 3 * 256 * 64 bytes, L1/L2-resident
-
-// Per-thread scratch of the forward: one chunk of a block's inputs and outputs, time-major, lane = channel.
-template <typename T>
-struct BlockWork {
-  static constexpr int64_t W = kLanes<T>;
-  std::vector<T> dt, du, y, a, h;
-  explicit BlockWork(int64_t p) : dt(kChunk * W), du(kChunk * W), y(kChunk * W), a(p * W), h(p * W) {}
+  RowWork(int64_t l, int64_t p, bool backward)
+      : dt(l), y(backward ? l : 0), gy(backward ? l : 0), hs(backward ? l * p : 0),
+        decays(backward ? l * p : 0), h(p), carry(p), zeros(p) {}
 };
 
 template <typename T>
 struct Scan {
   const T *u, *delta, *A, *Bt, *Ct, *D, *z, *bias;  // D, z, bias null when absent
-  int64_t e, l, p, s, groups;                        // s: the real states (<= p)
+  int64_t e, l, p, groups;
   bool apply_softplus;
   std::vector<uint8_t> reverse;  // per group
 
@@ -190,90 +177,38 @@ struct Scan {
   const T* C_of(int64_t bi, int64_t ei) const { return Ct + (bi * groups + group_of(ei)) * l * p; }
   bool reversed(int64_t ei) const { return !reverse.empty() && reverse[group_of(ei)]; }
 
-  GINR_INLINE T discrete(T x, T b) const { return apply_softplus ? softplus(x + b) : x + b; }
-
-  // Forward of channels [c0, c0 + nc) of batch item bi, nc <= W, all in one group; writes out (b, e, l).
-  // kS: the state count as a compile-time constant, or 0 to read it at run time.
-  template <int64_t kS>
-  GINR_CLONES void forward_block(int64_t bi, int64_t c0, int64_t nc, BlockWork<T>& w, T* __restrict out) const {
-    constexpr int64_t W = kLanes<T>;
-    const int64_t ns = kS ? kS : s;
-    const bool rev = reversed(c0);
-    const T* Bb = B_of(bi, c0);
-    const T* Cb = C_of(bi, c0);
-    T* __restrict a = w.a.data();  // (s, W): A of the block's channels, state-major; 0 in unused lanes
-    T* __restrict h = w.h.data();  // (s, W)
-    std::fill(a, a + ns * W, T(0));
-    std::fill(h, h + ns * W, T(0));
-    for (int64_t c = 0; c < nc; ++c)
-      for (int64_t n = 0; n < ns; ++n) a[n * W + c] = A[(c0 + c) * p + n];
-    T dv[W] = {}, bv[W] = {};
-    for (int64_t c = 0; c < nc; ++c) {
-      dv[c] = D ? D[c0 + c] : T(0);
-      bv[c] = bias ? bias[c0 + c] : T(0);
-    }
-    const int64_t chunks = (l + kChunk - 1) / kChunk;
-    for (int64_t k = 0; k < chunks; ++k) {
-      const int64_t t0 = (rev ? chunks - 1 - k : k) * kChunk, len = std::min(kChunk, l - t0);
-      // Transpose the chunk in: dt and dt * u per (step, lane); unused lanes stay 0 (their states stay 0).
-      T* __restrict dt = w.dt.data();
-      T* __restrict du = w.du.data();
-      std::fill(dt, dt + len * W, T(0));
-      std::fill(du, du + len * W, T(0));
-      for (int64_t c = 0; c < nc; ++c) {
-        const int64_t row = (bi * e + c0 + c) * l + t0;
-        for (int64_t t = 0; t < len; ++t) {
-          const T d = discrete(delta[row + t], bv[c]);
-          dt[t * W + c] = d;
-          du[t * W + c] = d * u[row + t];
-        }
-      }
-      T* __restrict y = w.y.data();
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t t = rev ? len - 1 - i : i;
-        const T* bt = Bb + (t0 + t) * p;
-        const T* ct = Cb + (t0 + t) * p;
-        T acc[W] = {};
-        for (int64_t n = 0; n < ns; ++n) {
-          const T bn = bt[n], cn = ct[n];
-          for (int64_t j = 0; j < W; ++j) {
-            const T hv = fast_exp(dt[t * W + j] * a[n * W + j]) * h[n * W + j] + du[t * W + j] * bn;
-            h[n * W + j] = hv;
-            acc[j] += hv * cn;
-          }
-        }
-        for (int64_t j = 0; j < W; ++j) y[t * W + j] = acc[j];
-      }
-      // Transpose the chunk out, with the skip term D u and the gate silu(z).
-      for (int64_t c = 0; c < nc; ++c) {
-        const int64_t row = (bi * e + c0 + c) * l + t0;
-        T* o = out + row;
-        const T* ui = u + row;
-        if (z) {
-          const T* zi = z + row;
-          for (int64_t t = 0; t < len; ++t) o[t] = (y[t * W + c] + dv[c] * ui[t]) * (zi[t] * sigmoid(zi[t]));
-        } else {
-          for (int64_t t = 0; t < len; ++t) o[t] = y[t * W + c] + dv[c] * ui[t];
-        }
-      }
+  // dt (l) of row i. One loop per case: with the branch inside, the softplus loop stays scalar.
+  GINR_INLINE void discretize(int64_t i, T* __restrict dt) const {
+    const T* x = delta + i * l;
+    const T b = bias ? bias[i % e] : T(0);
+    if (apply_softplus) {
+      for (int64_t t = 0; t < l; ++t) dt[t] = softplus(x[t] + b);
+    } else {
+      for (int64_t t = 0; t < l; ++t) dt[t] = x[t] + b;
     }
   }
 
-  // y (l) = <h_t, C_t> + D u_t of row i, with the states h_t and decays exp(dt_t A), each (l, p), kept in
-  // step order (step k is time l - 1 - k in a reversed group). kP: p as a compile-time constant, or 0.
-  template <int64_t kP>
+  // y (l) = <h_t, C_t> + D u_t of row i; with kKeep also the states h_t and decays exp(dt_t A), each (l, p),
+  // in step order (step k is time l - 1 - k in a reversed group). kP: p as a compile-time constant, or 0.
+  template <int64_t kP, bool kKeep>
   GINR_INLINE void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
                          T* __restrict decays) const {
+    if (reversed(i % e)) recur_in<kP, kKeep, true>(i, dt, y, h, hs, decays);
+    else recur_in<kP, kKeep, false>(i, dt, y, h, hs, decays);
+  }
+
+  template <int64_t kP, bool kKeep, bool kReverse>
+  GINR_INLINE void recur_in(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h,
+                            T* __restrict hs, T* __restrict decays) const {
     constexpr int64_t W = kLanes<T>;
     const int64_t p = kP ? kP : this->p, ei = i % e;
-    const bool rev = reversed(ei);
     const T* ui = u + i * l;
     const T* a = A + ei * p;
     const T* Bb = B_of(i / e, ei);
     const T* Cb = C_of(i / e, ei);
     std::fill(h, h + p, T(0));
     for (int64_t k = 0; k < l; ++k) {
-      const int64_t t = rev ? l - 1 - k : k;
+      const int64_t t = kReverse ? l - 1 - k : k;
       const T d = dt[t], du = d * ui[t];
       const T* bt = Bb + t * p;
       const T* ct = Cb + t * p;
@@ -284,8 +219,10 @@ struct Scan {
           const T hv = decay * h[c + j] + du * bt[c + j];
           h[c + j] = hv;
           acc[j] += hv * ct[c + j];
-          hs[k * p + c + j] = hv;
-          decays[k * p + c + j] = decay;
+          if constexpr (kKeep) {
+            hs[k * p + c + j] = hv;
+            decays[k * p + c + j] = decay;
+          }
         }
       }
       y[t] = tree_sum<W>(acc);
@@ -296,16 +233,24 @@ struct Scan {
     }
   }
 
+  template <int64_t kP>
+  GINR_CLONES void forward_row(int64_t i, RowWork<T>& w, T* __restrict out) const {
+    discretize(i, w.dt.data());
+    recur<kP, false>(i, w.dt.data(), out, w.h.data(), nullptr, nullptr);
+    if (z) {
+      const T* zi = z + i * l;
+      for (int64_t t = 0; t < l; ++t) out[t] *= zi[t] * sigmoid(zi[t]);
+    }
+  }
+
   // Gradients of row i: recompute its states, then walk back in time.
   template <int64_t kP>
   GINR_CLONES void backward_row(int64_t i, const T* dout, RowWork<T>& w, const Grads<T>& g) const {
     constexpr int64_t W = kLanes<T>;
     const int64_t p = kP ? kP : this->p, ei = i % e;
     const bool rev = reversed(ei);
-    const T* x = delta + i * l;
-    const T b = bias ? bias[ei] : T(0);
-    for (int64_t t = 0; t < l; ++t) w.dt[t] = discrete(x[t], b);
-    recur<kP>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
+    discretize(i, w.dt.data());
+    recur<kP, true>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
 
     // Gate: out = y silu(z), so dL/dy = dout silu(z) and dL/dz = dout y silu'(z).
     const T* go = dout + i * l;
@@ -349,6 +294,8 @@ struct Scan {
 
     // Through softplus (its derivative is the sigmoid, 1 above torch's threshold) and the bias.
     if (apply_softplus) {
+      const T* x = delta + i * l;
+      const T b = bias ? bias[ei] : T(0);
       for (int64_t t = 0; t < l; ++t) ddt[t] *= (x[t] + b > T(20)) ? T(1) : sigmoid(x[t] + b);
     }
     T dbias = 0;
@@ -384,17 +331,17 @@ struct Scan {
 template <typename T>
 Scan<T> make_scan(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                   const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                  const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state, at::IntArrayRef reverse) {
+                  const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse) {
   auto ptr = [](const std::optional<at::Tensor>& x) { return x ? x->data_ptr<T>() : nullptr; };
   std::vector<uint8_t> rev(reverse.begin(), reverse.end());
   return {u.data_ptr<T>(), delta.data_ptr<T>(), A.data_ptr<T>(), Bt.data_ptr<T>(), Ct.data_ptr<T>(),
-          ptr(D), ptr(z), ptr(bias), u.size(1), u.size(2), A.size(1), d_state, Bt.size(1), softplus, rev};
+          ptr(D), ptr(z), ptr(bias), u.size(1), u.size(2), A.size(1), Bt.size(1), softplus, rev};
 }
 
 // Shapes, dtype and contiguity: scan_cpu.py prepares them, this guards the raw loops against a wrong caller.
 void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
            const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-           const std::optional<at::Tensor>& bias, int64_t d_state, at::IntArrayRef reverse) {
+           const std::optional<at::Tensor>& bias, at::IntArrayRef reverse) {
   TORCH_CHECK(u.dim() == 3 && A.dim() == 2 && Bt.dim() == 4,
               "selective_scan_cpu: u (b, e, l), A (e, p), Bt (b, g, l, p)");
   const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), g = Bt.size(1);
@@ -402,7 +349,6 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "selective_scan_cpu: float32 or float64, got ", dtype);
   TORCH_CHECK(p > 0 && p % kStatePad == 0, "selective_scan_cpu: the state size must be padded to a multiple of ",
               kStatePad);
-  TORCH_CHECK(0 < d_state && d_state <= p, "selective_scan_cpu: d_state must be in [1, ", p, "]");
   TORCH_CHECK(g > 0 && e % g == 0, "selective_scan_cpu: ", e, " channels do not split into ", g, " groups");
   TORCH_CHECK(reverse.empty() || static_cast<int64_t>(reverse.size()) == g,
               "selective_scan_cpu: reverse needs one flag per group");
@@ -423,24 +369,18 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
 
 at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                    const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                   const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state, at::IntArrayRef reverse) {
-  check(u, delta, A, Bt, Ct, D, z, bias, d_state, reverse);
+                   const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse) {
+  check(u, delta, A, Bt, Ct, D, z, bias, reverse);
   at::Tensor out = at::empty(u.sizes(), u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     using T = scalar_t;
-    constexpr int64_t W = kLanes<T>;
-    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, d_state, reverse);
-    const int64_t per_group = s.e / s.groups, blocks = (per_group + W - 1) / W;  // blocks never span groups
-    const int64_t items = u.size(0) * s.groups * blocks;
+    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse);
     T* y = out.data_ptr<T>();
-    at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-      BlockWork<T> w(s.p);
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t bi = item / (s.groups * blocks), grp = item / blocks % s.groups, blk = item % blocks;
-        const int64_t c0 = grp * per_group + blk * W, nc = std::min(W, per_group - blk * W);
-        if (s.s == 16) s.template forward_block<16>(bi, c0, nc, w, y);
-        else if (s.s == 8) s.template forward_block<8>(bi, c0, nc, w, y);
-        else s.template forward_block<0>(bi, c0, nc, w, y);
+    at::parallel_for(0, u.size(0) * s.e, 1, [&](int64_t begin, int64_t end) {
+      RowWork<T> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
+      for (int64_t i = begin; i < end; ++i) {
+        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
+        else s.template forward_row<0>(i, w, y + i * s.l);
       }
     });
   });
@@ -452,9 +392,8 @@ at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
 std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta,
                                  const at::Tensor& A, const at::Tensor& Bt, const at::Tensor& Ct,
                                  const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                                 const std::optional<at::Tensor>& bias, bool softplus, int64_t d_state,
-                                 at::IntArrayRef reverse) {
-  check(u, delta, A, Bt, Ct, D, z, bias, d_state, reverse);
+                                 const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse) {
+  check(u, delta, A, Bt, Ct, D, z, bias, reverse);
   TORCH_CHECK(dout.sizes() == u.sizes() && dout.scalar_type() == u.scalar_type() && dout.is_contiguous(),
               "selective_scan_cpu: dout must be a contiguous tensor like u");
   const int64_t b = u.size(0), e = u.size(1), l = u.size(2), p = A.size(1), g = Bt.size(1), rows = b * e;
@@ -465,10 +404,10 @@ std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, co
              dD = at::empty({b, e}, opt), dz = at::empty({z ? b : 0, e, l}, opt), dbias = at::empty({b, e}, opt);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
     using T = scalar_t;
-    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, d_state, reverse);
+    const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse);
     const int64_t per_thread = (rows + threads - 1) / threads, size = b * g * l * p;
     at::parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
-      RowWork<T> w(l, p);
+      RowWork<T> w(l, p, /*backward=*/true);
       for (int64_t th = t0; th < t1; ++th) {
         const Grads<T> grads{du.data_ptr<T>(), ddelta.data_ptr<T>(), dA.data_ptr<T>(), dB.data_ptr<T>() + th * size,
                              dC.data_ptr<T>() + th * size, dD.data_ptr<T>(), z ? dz.data_ptr<T>() : nullptr,
@@ -487,9 +426,9 @@ std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, co
 
 TORCH_LIBRARY(ginr_scan, m) {
   m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
-        "Tensor? delta_bias, bool delta_softplus, int d_state, int[] reverse) -> Tensor",
+        "Tensor? delta_bias, bool delta_softplus, int[] reverse) -> Tensor",
         &forward);
   m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
-        "Tensor? delta_bias, bool delta_softplus, int d_state, int[] reverse) -> Tensor[]",
+        "Tensor? delta_bias, bool delta_softplus, int[] reverse) -> Tensor[]",
         &backward);
 }
