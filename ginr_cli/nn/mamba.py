@@ -9,8 +9,9 @@ Mamba (Gu & Dao, 2023), one direction:
 
 BiMamba runs one Mamba forward in time and another on the reversed sequence and averages them (the seed's
 design: two Mambas with their own weights). It computes exactly that, fused: both in_projs as one GEMM,
-the reverse Mamba's conv and scan run backwards in time on the unflipped sequence (anti-causal conv, a
-reversed scan group), one scan call over 2e channels, and both out_projs and the average as one GEMM.
+both convs (the reverse one anti-causal, on the unflipped sequence) as one conv+SiLU call, both dt_projs as
+one GEMM, one scan call over 2e channels (the reverse group run backwards in time), and both out_projs and
+the average as one GEMM: no flipped copies and no per-direction concatenation of (b, e, l) tensors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ginr_cli.nn.config import EncoderConfig
-from ginr_cli.nn.scan import selective_scan
+from ginr_cli.nn.conv_cpu import conv_silu
+from ginr_cli.nn.scan import resolve_backend, selective_scan
 
 
 class Mamba(nn.Module):
@@ -48,28 +50,14 @@ class Mamba(nn.Module):
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
-    def mix(self, x: Tensor, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """x (b, e, l), in_proj's x half -> the scan's u, delta (b, e, l) and B, C (b, s, l).
-
-        The conv is causal in the scan's direction: with `reverse`, it looks at the later positions of the
-        unflipped sequence, which is this Mamba's causal conv applied to the flipped sequence, flipped back.
-        """
-        l, k = x.shape[-1], self.conv.kernel_size[0]
-        if reverse:
-            x = F.conv1d(x, self.conv.weight.flip(-1), self.conv.bias, padding=k - 1, groups=self.d_inner)
-            x = x[..., k - 1 :]
-        else:
-            x = self.conv(x)[..., :l]
-        x = F.silu(x)
-        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], -1)
-        delta = torch.bmm(self.dt_proj.weight.expand(x.shape[0], -1, -1), dt.transpose(1, 2))  # bias: in scan
-        return x, delta, B.transpose(1, 2), C.transpose(1, 2)
-
     def forward(self, u: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d): the plain definition, one direction (BiMamba fuses two of these)."""
-        xz = self.in_proj(u).transpose(1, 2)  # (b, 2e, l)
-        x, z = xz.chunk(2, dim=1)
-        x, delta, B, C = self.mix(x)
+        l = u.shape[1]
+        x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)  # (b, e, l) each
+        x = F.silu(self.conv(x)[..., :l])  # causal
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], -1)
+        delta = self.dt_proj.weight @ dt.transpose(1, 2)  # (b, e, l); the bias is added in the scan
+        B, C = B.transpose(1, 2), C.transpose(1, 2)  # (b, s, l)
         y = selective_scan(
             x,
             delta,
@@ -97,28 +85,40 @@ class BiMamba(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d)"""
         fwd, rev = self.forward_mamba, self.reverse_mamba
-        b, e = u.shape[0], fwd.d_inner
+        b, e, r, s = u.shape[0], fwd.d_inner, fwd.dt_rank, fwd.d_state
+        both = (False, True)  # channel groups: the forward Mamba's, then the reverse one's
         # Both in_projs as one GEMM, channel-first (W @ u^T): rows x_fwd, x_rev, z_fwd, z_rev.
         w_in = torch.cat(
             [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
         )
         xz = torch.bmm(w_in.expand(b, -1, -1), u.transpose(1, 2))  # (b, 4e, l)
-        x_fwd, x_rev, z = xz[:, :e], xz[:, e : 2 * e], xz[:, 2 * e :]
-        x_fwd, delta_fwd, B_fwd, C_fwd = fwd.mix(x_fwd)
-        x_rev, delta_rev, B_rev, C_rev = rev.mix(x_rev, reverse=True)
+        # Both convs and SiLUs in one call; the reverse one anti-causal (fused in C++ on the CPU).
+        x = conv_silu(
+            xz[:, : 2 * e],
+            torch.cat([fwd.conv.weight[:, 0], rev.conv.weight[:, 0]]),
+            torch.cat([fwd.conv.bias, rev.conv.bias]),
+            both,
+            compiled=resolve_backend(self.backend, u.device) == "cpp",
+        )  # (b, 2e, l)
+        x_fwd, x_rev = x[:, :e], x[:, e:]
+        dbc_fwd = torch.bmm(fwd.x_proj.weight.expand(b, -1, -1), x_fwd)  # (b, r + 2s, l)
+        dbc_rev = torch.bmm(rev.x_proj.weight.expand(b, -1, -1), x_rev)
+        # Both dt_projs as one GEMM with a block-diagonal weight, straight into the (b, 2e, l) layout.
+        w_dt = torch.block_diag(fwd.dt_proj.weight, rev.dt_proj.weight)  # (2e, 2r)
+        delta = torch.bmm(w_dt.expand(b, -1, -1), torch.cat([dbc_fwd[:, :r], dbc_rev[:, :r]], 1))
         y = selective_scan(
-            torch.cat([x_fwd, x_rev], 1),
-            torch.cat([delta_fwd, delta_rev], 1),
+            x,
+            delta,
             -torch.exp(torch.cat([fwd.A_log, rev.A_log]).float()),  # (2e, s)
-            torch.stack([B_fwd, B_rev], 1),  # (b, 2, s, l): one group per direction
-            torch.stack([C_fwd, C_rev], 1),
+            torch.stack([dbc_fwd[:, r : r + s], dbc_rev[:, r : r + s]], 1),  # B (b, 2, s, l)
+            torch.stack([dbc_fwd[:, r + s :], dbc_rev[:, r + s :]], 1),  # C (b, 2, s, l)
             torch.cat([fwd.D, rev.D]).float(),
-            z,
+            xz[:, 2 * e :],  # z
             torch.cat([fwd.dt_proj.bias, rev.dt_proj.bias]).float(),
             delta_softplus=True,
-            reverse=(False, True),
+            reverse=both,
             backend=self.backend,
         )  # (b, 2e, l)
         # Both out_projs and the average as one GEMM: (W_fwd y_fwd + W_rev y_rev) / 2.
         w_out = torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5  # (d, 2e)
-        return torch.matmul(y.transpose(1, 2), w_out.t())  # (b, l, d)
+        return torch.bmm(w_out.expand(b, -1, -1), y).transpose(1, 2)  # (b, l, d), no copy of y

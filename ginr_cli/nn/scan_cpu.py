@@ -1,9 +1,9 @@
 """The selective scan as a fused C++ loop for the CPU, forward and backward (the "cpp" backend of scan.py).
 
-The C++ source (`csrc/selective_scan_cpu.cpp`) is compiled at first use with torch's extension builder and
-cached in torch's extension folder (`$TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`), so
-later processes only load it. Where it cannot be built, `ready()` warns once and scan.py keeps to the
-pure-PyTorch scan.
+The C++ sources (`csrc/selective_scan_cpu.cpp`, and `csrc/conv_silu_cpu.cpp` for conv_cpu.py) are compiled
+as one extension at first use with torch's extension builder and cached in torch's extension folder
+(`$TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`), so later processes only load it. Where
+it cannot be built, `ready()` warns once and scan.py keeps to the pure-PyTorch scan.
 
 Here the inputs are brought to one compute dtype (float32 or float64), made contiguous, and A, B, C put in
 the kernel's layout: B and C grouped (b, g, l, p), the state dimension last and padded with zeros to a
@@ -28,7 +28,11 @@ from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "selective_scan_cpu.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = [
+    CSRC / "selective_scan_cpu.cpp",
+    CSRC / "conv_silu_cpu.cpp",
+]  # one extension; conv_cpu.py uses the second
 EXTENSION = "ginr_selective_scan_cpu"
 # Portable flags only: the cached build may move to another machine, so no -march=native, and no
 # -ffast-math (it changes exp and NaN handling). -fno-trapping-math changes no value: it only lets the
@@ -47,7 +51,7 @@ def can_build() -> bool:
     from torch.utils.cpp_extension import is_ninja_available
 
     compiler = os.environ.get("CXX", "c++").split()[0]
-    return SOURCE.is_file() and shutil.which(compiler) is not None and is_ninja_available()
+    return all(s.is_file() for s in SOURCES) and shutil.which(compiler) is not None and is_ninja_available()
 
 
 def ready() -> bool:
@@ -77,7 +81,7 @@ def _load() -> bool:
     try:
         load(
             name=EXTENSION,
-            sources=[str(SOURCE)],
+            sources=[str(s) for s in SOURCES],
             extra_cflags=CFLAGS,
             extra_ldflags=LDFLAGS,
             is_python_module=False,

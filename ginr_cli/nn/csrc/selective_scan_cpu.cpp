@@ -14,12 +14,11 @@
 // vector and B, C broadcast measured no faster: the exp of dt A per state is the cost either way.)
 // Backward recomputes the states of the row into a per-thread (l, p) buffer, then walks back in time:
 // nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
-// keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels, so each thread group
-// accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
+// keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
+// so each thread accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
 //
-// Built with plain -O3 (+ -fno-trapping-math, which changes no value), no -ffast-math: exp, softplus and
-// sigmoid are written out below, branch-free, since a libm call keeps a loop scalar. GCC or Clang (vector
-// extensions); elsewhere the build fails and scan.py keeps to its PyTorch scan.
+// The math (exp, softplus, sigmoid) is in fast_math.h. GCC or Clang (vector extensions); elsewhere the build
+// fails and scan.py keeps to its PyTorch scan.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -35,103 +34,15 @@
 #include <optional>
 #include <vector>
 
-// The hot loops are compiled for three x86 levels and picked at load time by the CPU (an ifunc), so the
-// cached build stays portable while AVX2 and AVX-512 machines get their wide vectors; -march=native would tie
-// the build to the machine that compiled it.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define GINR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define GINR_CLONES
-#endif
-#define GINR_INLINE inline __attribute__((always_inline))
+#include "fast_math.h"
 
 namespace {
+
+using namespace ginr_fast;
 
 template <typename T>
 constexpr int64_t kLanes = 64 / sizeof(T);  // one cache line: 16 floats or 8 doubles
 constexpr int64_t kStatePad = 16;            // p is a multiple of this (STATE_LANES in scan_cpu.py)
-
-template <typename To, typename From>
-GINR_INLINE To bit_cast(From x) {
-  To y;
-  std::memcpy(&y, &x, sizeof(y));
-  return y;
-}
-
-// exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r), 2^k written into the
-// exponent bits in two halves so each stays a normal number: gradual underflow to 0, overflow to inf, NaN kept.
-// Branch-free (selects only), so loops calling it vectorise. About 1 ulp (float: Cephes expf).
-GINR_INLINE float fast_exp(float x) {
-  float xc = x > -104.0f ? x : -104.0f;  // NaN lands here too and is restored at the end
-  xc = xc < 89.0f ? xc : 89.0f;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
-  float kf = xc * 1.44269504088896341f + magic;
-  const int32_t k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
-  kf -= magic;
-  float r = xc - kf * 0.693359375f;
-  r = r - kf * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t k1 = k >> 1, k2 = k - k1;
-  const float y = p * bit_cast<float>((k1 + 127) << 23) * bit_cast<float>((k2 + 127) << 23);
-  return x == x ? y : x;
-}
-
-GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (|r| <= ln2 / 2: error < 1e-17)
-  double xc = x > -746.0 ? x : -746.0;
-  xc = xc < 710.0 ? xc : 710.0;
-  const double magic = 6755399441055744.0;  // 1.5 * 2^52
-  double kf = xc * 1.4426950408889634 + magic;
-  const int64_t k = bit_cast<int64_t>(kf) - bit_cast<int64_t>(magic);
-  kf -= magic;
-  double r = xc - kf * 6.93145751953125e-1;
-  r = r - kf * 1.42860682030941723212e-6;
-  double p = 1.0;
-  for (int n = 13; n >= 1; --n) p = 1.0 + p * r * (1.0 / n);  // unrolled, the reciprocals fold
-  const int64_t k1 = k >> 1, k2 = k - k1;
-  const double y = p * bit_cast<double>((k1 + 1023) << 52) * bit_cast<double>((k2 + 1023) << 52);
-  return x == x ? y : x;
-}
-
-// log(1 + y) for y in [0, 1], branch-free (Cephes logf on [sqrt(1/2), sqrt(2)], then Goldberg's correction
-// for the rounding of 1 + y).
-GINR_INLINE float log1p_unit(float y) {
-  const float w = 1.0f + y;
-  const bool big = w > 1.41421356f;
-  const float f = (big ? 0.5f * w : w) - 1.0f;
-  const float ef = big ? 1.0f : 0.0f;
-  const float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  float lg = f * z * p + ef * -2.12194440e-4f - 0.5f * z;
-  lg = f + lg + ef * 0.693359375f;
-  const float d = w - 1.0f;
-  return d == 0.0f ? y : lg * (y / d);
-}
-
-// softplus as torch computes it (beta 1, threshold 20): x above 20, log(1 + exp(x)) below.
-GINR_INLINE float softplus(float x) {
-  const float tail = log1p_unit(fast_exp(-std::fabs(x)));
-  return x > 20.0f ? x : (x > 0.0f ? x : 0.0f) + tail;
-}
-inline double softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }  // not the hot path
-
-template <typename T>
-GINR_INLINE T sigmoid(T x) {
-  return T(1) / (T(1) + fast_exp(-x));
-}
 
 // Sum of W lanes, halving with vector adds (a plain loop stays scalar without -ffast-math).
 template <int64_t W, typename T>
