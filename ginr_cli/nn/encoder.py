@@ -7,11 +7,14 @@ or multi-head self-attention for the Trans-INR baseline at equal width and depth
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ginr_cli.nn.attention import MultiHeadAttention
 from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.mamba import BiMamba
+
+MLP_CHUNK = 2048  # tokens per MLP call at inference (see Block.forward)
 
 
 class Block(nn.Module):
@@ -27,7 +30,16 @@ class Block(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d)"""
         x = x + self.mixer(self.norm_mixer(x))
-        return x + self.mlp(self.norm_mlp(x))
+        if torch.is_grad_enabled() or x.shape[1] <= MLP_CHUNK:
+            return x + self.mlp(self.norm_mlp(x))
+        # Inference on a long sequence: the token-wise MLP a chunk of tokens at a time. Its (b, l, 4d)
+        # hidden tensors would each be fresh memory (64 MB at L=16384, d=256), and first-touch page faults
+        # cost as much as the GELU itself; chunks are reused by the allocator.
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[1], MLP_CHUNK):
+            part = x[:, start : start + MLP_CHUNK]
+            out[:, start : start + MLP_CHUNK] = part + self.mlp(self.norm_mlp(part))
+        return out
 
 
 class Encoder(nn.Module):

@@ -50,6 +50,29 @@ GINR_INLINE float fast_exp(float x) {
   return x == x ? y : x;
 }
 
+// exp(x) with x clamped to [-87, 88], where 2^k is one normal number: one scale instead of two. For the
+// scan's decays exp(dt A), where anything under exp(-87) = 1.6e-38 is as good as 0. NaN kept.
+GINR_INLINE float fast_exp_clamped(float x) {
+  float xc = x > -87.0f ? x : -87.0f;
+  xc = xc < 88.0f ? xc : 88.0f;
+  const float magic = 12582912.0f;
+  float kf = xc * 1.44269504088896341f + magic;
+  const int32_t k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
+  kf -= magic;
+  float r = xc - kf * 0.693359375f;
+  r = r - kf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float y = p * bit_cast<float>((k + 127) << 23);
+  return x == x ? y : x;
+}
+GINR_INLINE double fast_exp_clamped(double x);
+
 GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (|r| <= ln2 / 2: error < 1e-17)
   double xc = x > -746.0 ? x : -746.0;
   xc = xc < 710.0 ? xc : 710.0;
@@ -65,6 +88,8 @@ GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (
   const double y = p * bit_cast<double>((k1 + 1023) << 52) * bit_cast<double>((k2 + 1023) << 52);
   return x == x ? y : x;
 }
+
+GINR_INLINE double fast_exp_clamped(double x) { return fast_exp(x); }  // double: not the hot path
 
 // log(1 + y) for y in [0, 1], branch-free (Cephes logf on [sqrt(1/2), sqrt(2)], then Goldberg's correction
 // for the rounding of 1 + y).

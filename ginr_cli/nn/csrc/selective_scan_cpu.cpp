@@ -126,7 +126,7 @@ struct Scan {
       T acc[W] = {};
       for (int64_t c = 0; c < p; c += W) {
         for (int64_t j = 0; j < W; ++j) {
-          const T decay = fast_exp(d * a[c + j]);
+          const T decay = fast_exp_clamped(d * a[c + j]);
           const T hv = decay * h[c + j] + du * bt[c + j];
           h[c + j] = hv;
           acc[j] += hv * ct[c + j];
