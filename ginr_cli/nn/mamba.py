@@ -51,7 +51,8 @@ class Mamba(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
 
     def forward(self, u: Tensor) -> Tensor:
-        """(b, l, d) -> (b, l, d): the plain definition, one direction (BiMamba fuses two of these)."""
+        """(b, l, d) -> (b, l, d): the plain definition, one direction. BiMamba fuses two of these and is
+        tested against this."""
         l = u.shape[1]
         x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)  # (b, e, l) each
         x = F.silu(self.conv(x)[..., :l])  # causal

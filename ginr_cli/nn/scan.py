@@ -158,8 +158,10 @@ def _reversed_groups(scan):
     def run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
         if not any(reverse):
             return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        g = len(reverse)
-        flip = lambda x, dim=1: _flipped(x, g, reverse, dim)  # noqa: E731
+
+        def flip(x: Tensor | None) -> Tensor | None:  # channels and B, C both split their dim 1
+            return _flipped(x, len(reverse), reverse, dim=1)
+
         y = scan(flip(u), flip(delta), A, flip(B), flip(C), D, flip(z), delta_bias, delta_softplus)
         return flip(y)
 
