@@ -61,7 +61,7 @@ GINR_INLINE T tree_sum(const T* a) {
   }
 }
 
-// Gradient outputs of backward(), as raw rows; dB, dC point at this thread group's own (b, l, p) copy.
+// Gradient outputs of backward(), as raw rows; dB, dC point at this thread's own (b, g, l, p) copy.
 template <typename T>
 struct Grads {
   T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
