@@ -26,15 +26,12 @@ GINR_INLINE To bit_cast(From x) {
   return y;
 }
 
-// exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r), 2^k written into the
-// exponent bits in two halves so each stays a normal number: gradual underflow to 0, overflow to inf, NaN kept.
-// Branch-free (selects only), so loops calling it vectorise. About 1 ulp (float: Cephes expf).
-GINR_INLINE float fast_exp(float x) {
-  float xc = x > -104.0f ? x : -104.0f;  // NaN lands here too and is restored at the end
-  xc = xc < 89.0f ? xc : 89.0f;
+// exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r). This part takes x
+// already clamped and returns exp(r) and k; the callers write 2^k into exponent bits. About 1 ulp (Cephes expf).
+GINR_INLINE float exp_reduced(float xc, int32_t& k) {
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
   float kf = xc * 1.44269504088896341f + magic;
-  const int32_t k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
+  k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
   kf -= magic;
   float r = xc - kf * 0.693359375f;
   r = r - kf * -2.12194440e-4f;
@@ -44,7 +41,16 @@ GINR_INLINE float fast_exp(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+// exp(x), 2^k in two halves so each stays a normal number: gradual underflow to 0, overflow to inf, NaN
+// kept. Branch-free (selects only), so loops calling it vectorise.
+GINR_INLINE float fast_exp(float x) {
+  float xc = x > -104.0f ? x : -104.0f;  // NaN lands here too and is restored at the end
+  xc = xc < 89.0f ? xc : 89.0f;
+  int32_t k;
+  const float p = exp_reduced(xc, k);
   const int32_t k1 = k >> 1, k2 = k - k1;
   const float y = p * bit_cast<float>((k1 + 127) << 23) * bit_cast<float>((k2 + 127) << 23);
   return x == x ? y : x;
@@ -55,23 +61,10 @@ GINR_INLINE float fast_exp(float x) {
 GINR_INLINE float fast_exp_clamped(float x) {
   float xc = x > -87.0f ? x : -87.0f;
   xc = xc < 88.0f ? xc : 88.0f;
-  const float magic = 12582912.0f;
-  float kf = xc * 1.44269504088896341f + magic;
-  const int32_t k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
-  kf -= magic;
-  float r = xc - kf * 0.693359375f;
-  r = r - kf * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float y = p * bit_cast<float>((k + 127) << 23);
+  int32_t k;
+  const float y = exp_reduced(xc, k) * bit_cast<float>((k + 127) << 23);
   return x == x ? y : x;
 }
-GINR_INLINE double fast_exp_clamped(double x);
 
 GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (|r| <= ln2 / 2: error < 1e-17)
   double xc = x > -746.0 ? x : -746.0;
