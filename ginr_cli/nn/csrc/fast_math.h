@@ -26,16 +26,37 @@ GINR_INLINE To bit_cast(From x) {
   return y;
 }
 
+// GCC vectors of one cache line (one AVX-512 register; two or four narrower ones elsewhere): the kernels keep a
+// row's 16 float states in one, so the compiler neither spills them nor versions the loop for aliasing.
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+template <typename F>
+struct IntOf {
+  using type = int32_t;
+};
+template <>
+struct IntOf<f32x16> {
+  using type = i32x16;
+};
+
+template <typename F>
+GINR_INLINE F splat(float c) {
+  return F{} + c;  // a scalar, or c in every lane
+}
+
 // exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r). This part takes x
 // already clamped and returns exp(r) and k; the callers write 2^k into exponent bits. About 1 ulp (Cephes expf).
-GINR_INLINE float exp_reduced(float xc, int32_t& k) {
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
-  float kf = xc * 1.44269504088896341f + magic;
-  k = bit_cast<int32_t>(kf) - bit_cast<int32_t>(magic);
+// F: float or f32x16, lane by lane.
+template <typename F, typename I = typename IntOf<F>::type>
+GINR_INLINE F exp_reduced(F xc, I& k) {
+  const F magic = splat<F>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
+  F kf = xc * 1.44269504088896341f + magic;
+  k = bit_cast<I>(kf) - bit_cast<I>(magic);
   kf -= magic;
-  float r = xc - kf * 0.693359375f;
+  F r = xc - kf * 0.693359375f;
   r = r - kf * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
+  F p = splat<F>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
@@ -57,12 +78,15 @@ GINR_INLINE float fast_exp(float x) {
 }
 
 // exp(x) with x clamped to [-87, 88], where 2^k is one normal number: one scale instead of two. For the
-// scan's decays exp(dt A), where anything under exp(-87) = 1.6e-38 is as good as 0. NaN kept.
-GINR_INLINE float fast_exp_clamped(float x) {
-  float xc = x > -87.0f ? x : -87.0f;
-  xc = xc < 88.0f ? xc : 88.0f;
-  int32_t k;
-  const float y = exp_reduced(xc, k) * bit_cast<float>((k + 127) << 23);
+// scan's decays exp(dt A), where anything under exp(-87) = 1.6e-38 is as good as 0. NaN kept. F: float or
+// f32x16.
+template <typename F>
+GINR_INLINE F fast_exp_clamped(F x) {
+  const F lo = splat<F>(-87.0f), hi = splat<F>(88.0f);
+  F xc = x > lo ? x : lo;
+  xc = xc < hi ? xc : hi;
+  typename IntOf<F>::type k;
+  const F y = exp_reduced(xc, k) * bit_cast<F>((k + 127) << 23);
   return x == x ? y : x;
 }
 
