@@ -42,14 +42,25 @@ def conv_silu_torch(x: Tensor, weight: Tensor, bias: Tensor, reverse: Sequence[b
 
 
 def conv_silu(
-    x: Tensor, weight: Tensor, bias: Tensor, reverse: Sequence[bool] = (), compiled: bool = True
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    reverse: Sequence[bool] = (),
+    compiled: bool = True,
+    out: Tensor | None = None,
 ) -> Tensor:
     """silu(depthwise conv(x)): x (b, e, l), weight (e, K), bias (e,); `reverse` one flag per channel group.
-    `compiled` allows the C++ kernel (used on the CPU for float32/float64 when it is built)."""
+    `compiled` allows the C++ kernel (used on the CPU for float32/float64 when it is built). `out`, a
+    buffer like x, is written and returned by the C++ kernel when no gradient is needed; otherwise unused."""
     from ginr_cli.nn import scan_cpu
 
     usable = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.stride(-1) == 1
     if compiled and usable and x.stride(1) == x.shape[-1] and scan_cpu.ready():
         w, b = weight.to(x.dtype).contiguous(), bias.to(x.dtype).contiguous()
-        return _ConvSiluCpu.apply(x, w, b, [int(r) for r in reverse])
+        rev = [int(r) for r in reverse]
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, bias))
+        if out is not None and not needs_grad:
+            torch.ops.ginr_conv.forward_out(x, w, b, rev, out)
+            return out
+        return _ConvSiluCpu.apply(x, w, b, rev)
     return conv_silu_torch(x, weight, bias, reverse)

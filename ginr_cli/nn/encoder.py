@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ginr_cli.nn.attention import MultiHeadAttention
 from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.mamba import BiMamba
+from ginr_cli.nn.workspace import Workspace
 
 MLP_CHUNK = 2048  # tokens per MLP call at inference (see Block.forward)
 
@@ -27,9 +28,10 @@ class Block(nn.Module):
         hidden = int(cfg.mlp_ratio * d)
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(b, l, d) -> (b, l, d)"""
-        x = x + self.mixer(self.norm_mixer(x))
+    def forward(self, x: Tensor, workspace: Workspace | None = None) -> Tensor:
+        """(b, l, d) -> (b, l, d); `workspace` at inference only (see workspace.py)."""
+        h = self.norm_mixer(x)
+        x = x + (self.mixer(h, workspace) if isinstance(self.mixer, BiMamba) else self.mixer(h))
         if torch.is_grad_enabled() or x.shape[1] <= MLP_CHUNK:
             return x + self.mlp(self.norm_mlp(x))
         # Inference on a long sequence: the token-wise MLP a chunk of tokens at a time. Its (b, l, 4d)
@@ -52,6 +54,9 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, l, d) -> (b, l, d)"""
+        # At inference the blocks share one workspace for their big intermediates: their memory is
+        # touched once per forward instead of once per block.
+        workspace = None if torch.is_grad_enabled() else Workspace()
         for block in self.blocks:
-            x = block(x)
+            x = block(x, workspace)
         return self.norm(x)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.conv_cpu import conv_silu
 from ginr_cli.nn.scan import resolve_backend, selective_scan
+from ginr_cli.nn.workspace import Workspace
 
 
 class Mamba(nn.Module):
@@ -83,16 +84,21 @@ class BiMamba(nn.Module):
         self.reverse_mamba = Mamba(cfg)
         self.backend = cfg.scan_backend
 
-    def forward(self, u: Tensor) -> Tensor:
-        """(b, l, d) -> (b, l, d)"""
+    def forward(self, u: Tensor, workspace: Workspace | None = None) -> Tensor:
+        """(b, l, d) -> (b, l, d). At inference, `workspace` lends the big intermediates (see workspace.py);
+        it must not be given when gradients are needed."""
         fwd, rev = self.forward_mamba, self.reverse_mamba
-        b, e, r, s = u.shape[0], fwd.d_inner, fwd.dt_rank, fwd.d_state
+        b, e, r, s, l = u.shape[0], fwd.d_inner, fwd.dt_rank, fwd.d_state, u.shape[1]
         both = (False, True)  # channel groups: the forward Mamba's, then the reverse one's
+
+        def buffer(name: str, rows: int) -> Tensor | None:
+            return workspace.take(name, (b, rows, l), u) if workspace is not None else None
+
         # Both in_projs as one GEMM, channel-first (W @ u^T): rows x_fwd, x_rev, z_fwd, z_rev.
         w_in = torch.cat(
             [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
         )
-        xz = torch.bmm(w_in.expand(b, -1, -1), u.transpose(1, 2))  # (b, 4e, l)
+        xz = torch.bmm(w_in.expand(b, -1, -1), u.transpose(1, 2), out=buffer("xz", 4 * e))  # (b, 4e, l)
         # Both convs and SiLUs in one call; the reverse one anti-causal (fused in C++ on the CPU).
         x = conv_silu(
             xz[:, : 2 * e],
@@ -100,13 +106,15 @@ class BiMamba(nn.Module):
             torch.cat([fwd.conv.bias, rev.conv.bias]),
             both,
             compiled=resolve_backend(self.backend, u.device) == "cpp",
+            out=buffer("x", 2 * e),
         )  # (b, 2e, l)
         x_fwd, x_rev = x[:, :e], x[:, e:]
         dbc_fwd = torch.bmm(fwd.x_proj.weight.expand(b, -1, -1), x_fwd)  # (b, r + 2s, l)
         dbc_rev = torch.bmm(rev.x_proj.weight.expand(b, -1, -1), x_rev)
         # Both dt_projs as one GEMM with a block-diagonal weight, straight into the (b, 2e, l) layout.
         w_dt = torch.block_diag(fwd.dt_proj.weight, rev.dt_proj.weight)  # (2e, 2r)
-        delta = torch.bmm(w_dt.expand(b, -1, -1), torch.cat([dbc_fwd[:, :r], dbc_rev[:, :r]], 1))
+        dt = torch.cat([dbc_fwd[:, :r], dbc_rev[:, :r]], 1)
+        delta = torch.bmm(w_dt.expand(b, -1, -1), dt, out=buffer("delta", 2 * e))
         y = selective_scan(
             x,
             delta,
@@ -119,6 +127,7 @@ class BiMamba(nn.Module):
             delta_softplus=True,
             reverse=both,
             backend=self.backend,
+            out=buffer("y", 2 * e),
         )  # (b, 2e, l)
         # Both out_projs and the average as one GEMM: (W_fwd y_fwd + W_rev y_rev) / 2.
         w_out = torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5  # (d, 2e)

@@ -138,10 +138,10 @@ def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
     )
 
 
-def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
+def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=(), out=None) -> Tensor:
     from ginr_cli.nn.scan_cpu import selective_scan_cpu
 
-    return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
+    return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse, out)
 
 
 def _flipped(x: Tensor | None, groups: int, reverse: Sequence[bool], dim: int) -> Tensor | None:
@@ -214,8 +214,10 @@ def selective_scan(
     delta_softplus: bool = False,
     reverse: Sequence[bool] = (),
     backend: Backend = "auto",
+    out: Tensor | None = None,
 ) -> Tensor:
-    """Run the selective scan on the chosen backend. Returns y (b, e, l) in u's dtype."""
+    """Run the selective scan on the chosen backend. Returns y (b, e, l) in u's dtype. `out`: a buffer
+    like u that the compiled CPU kernel may write into and return at inference (others ignore it)."""
     groups = 1 if B.dim() == 3 else B.shape[1]
     if reverse and len(reverse) != groups:
         raise ValueError(f"reverse needs one flag per group ({groups}), got {len(reverse)}")
@@ -225,4 +227,5 @@ def selective_scan(
             "the 'cuda' scan backend needs mamba-ssm and CUDA tensors: pip install 'ginr[cuda]' on a CUDA "
             "machine, or use backend='auto'"
         )
-    return _BACKENDS[name](u, delta, A, B, C, D, z, delta_bias, delta_softplus, tuple(reverse))
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, tuple(reverse))
+    return _scan_cpp(*args, out=out) if name == "cpp" else _BACKENDS[name](*args)

@@ -145,10 +145,12 @@ def selective_scan_cpu(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     reverse: Sequence[bool] = (),
+    out: Tensor | None = None,
 ) -> Tensor:
     """The selective scan on the compiled CPU kernel; shapes and meaning as `scan.selective_scan`:
     u, delta, z (b, e, l); A (e, s); B, C (b, s, l) or grouped (b, g, s, l); D, delta_bias (e,); `reverse`
-    one flag per group (empty: all forward). Returns y (b, e, l) in u's dtype."""
+    one flag per group (empty: all forward). Returns y (b, e, l) in u's dtype: `out`, a contiguous buffer
+    like u, written and returned when no gradient is needed and u is in the compute dtype."""
     if not ready():
         raise RuntimeError("the compiled CPU scan could not be built: use backend='torch' (see the warning)")
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
@@ -162,7 +164,7 @@ def selective_scan_cpu(
         x = x[:, None] if x.dim() == 3 else x
         return F.pad(x.to(dtype).transpose(2, 3), (0, pad)).contiguous()
 
-    y = _SelectiveScanCpu.apply(
+    inputs = (
         prep(u),
         prep(delta),
         F.pad(A.to(dtype), (0, pad)).contiguous(),  # (e, p)
@@ -174,4 +176,9 @@ def selective_scan_cpu(
         delta_softplus,
         [int(r) for r in reverse],
     )
-    return y.to(u.dtype)
+    tensors = (u, delta, A, B, C, D, z, delta_bias)
+    needs_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
+    if out is not None and not needs_grad and u.dtype == dtype:
+        torch.ops.ginr_scan.forward_out(*inputs, out)
+        return out
+    return _SelectiveScanCpu.apply(*inputs).to(u.dtype)

@@ -34,6 +34,15 @@ def test_matches_torch(dtype, reverse, l):
         torch.testing.assert_close(got, want, **tol)
 
 
+def test_inference_writes_into_the_given_buffer():
+    x, weight, bias = torch.randn(2, 6, 30), torch.randn(6, 4), torch.randn(6)
+    buf = torch.full((2, 6, 30), float("nan"))
+    with torch.no_grad():
+        got = conv_silu(x, weight, bias, (False, True), out=buf)
+    assert got is buf
+    torch.testing.assert_close(got, conv_silu_torch(x, weight, bias, (False, True)), rtol=1e-5, atol=1e-5)
+
+
 def test_anti_causal_sees_only_later_positions():
     """A step at position 10 moves the causal outputs from 10 on, the anti-causal ones up to 10."""
     x = torch.zeros(1, 2, 20, dtype=torch.float64)

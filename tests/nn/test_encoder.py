@@ -1,4 +1,5 @@
-"""The encoder at inference runs its MLP a chunk of tokens at a time: the same result as all at once."""
+"""The encoder at inference runs its MLP a chunk of tokens at a time and lends its blocks one workspace:
+the same result as all at once, with fresh tensors."""
 
 import pytest
 import torch
@@ -6,6 +7,8 @@ import torch
 from ginr_cli.nn import encoder
 from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.encoder import Encoder
+from ginr_cli.nn.scan import available_backends
+from ginr_cli.nn.workspace import Workspace
 
 
 @pytest.mark.parametrize("mixer", ["mamba", "attention"])
@@ -22,3 +25,27 @@ def test_chunked_mlp_at_inference_equals_the_whole_sequence(monkeypatch, mixer):
         chunked = model(x)
     assert sizes == [8, 8, 5] * 2
     torch.testing.assert_close(chunked, whole.detach())
+
+
+@pytest.mark.parametrize("backend", ["torch"] + (["cpp"] if "cpp" in available_backends() else []))
+def test_blocks_sharing_a_workspace_equal_blocks_without_one(backend):
+    torch.manual_seed(0)
+    model = Encoder(EncoderConfig(d_model=16, n_layers=3, d_state=4, scan_backend=backend))
+    x = torch.randn(2, 37, 16)
+    with torch.no_grad():
+        fresh = x
+        for block in model.blocks:
+            fresh = block(fresh)  # no workspace
+        fresh = model.norm(fresh)
+        shared = model(x)  # one workspace for the three blocks
+    torch.testing.assert_close(shared, fresh, rtol=0, atol=0)
+
+
+def test_workspace_lends_the_same_memory_per_name_and_shape():
+    ws, like = Workspace(), torch.zeros(1)
+    a = ws.take("y", (2, 8, 5), like)
+    assert ws.take("y", (2, 8, 5), like).data_ptr() == a.data_ptr()
+    assert ws.take("x", (2, 8, 5), like).data_ptr() != a.data_ptr()
+    b = ws.take("y", (2, 8, 7), like)  # a new shape: a new buffer
+    assert b.shape == (2, 8, 7) and b.dtype == like.dtype
+    assert ws.take("y", (2, 8, 5), like.double()).dtype == torch.float64

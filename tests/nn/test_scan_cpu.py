@@ -149,6 +149,17 @@ def test_no_grad_forward_equals_grad_forward():
     )
 
 
+def test_inference_writes_into_the_given_buffer_and_training_ignores_it():
+    inputs = make_inputs(2, 4, 16, 50, torch.float32)
+    buf = torch.full((2, 4, 50), float("nan"))
+    with torch.no_grad():
+        got = selective_scan_cpu(**inputs, delta_softplus=True, reverse=(True,), out=buf)
+    assert got is buf
+    want = selective_scan_cpu(**with_grad(inputs), delta_softplus=True, reverse=(True,), out=buf.clone())
+    assert want.data_ptr() != buf.data_ptr()  # a gradient is needed: a fresh tensor
+    torch.testing.assert_close(got, want.detach(), rtol=0, atol=0)
+
+
 def test_auto_picks_cpp_on_cpu():
     inputs = make_inputs(1, 3, 4, 9, torch.float32)
     torch.testing.assert_close(

@@ -98,18 +98,27 @@ Rows rows_of(const at::Tensor& x, const at::Tensor& w, const std::optional<at::T
           std::vector<uint8_t>(reverse.begin(), reverse.end())};
 }
 
-at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
-                   at::IntArrayRef reverse) {
+// y = silu(conv(x)) written into `out`, a contiguous (b, e, l) tensor (a buffer reused at inference).
+void forward_out(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
+                 at::IntArrayRef reverse, at::Tensor& out) {
   const Rows r = rows_of(x, w, bias, reverse);
-  at::Tensor y = at::empty({r.b, r.e, r.l}, x.options());
+  TORCH_CHECK(out.sizes() == at::IntArrayRef({r.b, r.e, r.l}) && out.is_contiguous() &&
+                  out.scalar_type() == x.scalar_type() && out.device().is_cpu(),
+              "conv_silu_cpu: out must be a contiguous (b, e, l) CPU tensor of x's dtype");
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_silu_cpu_forward", [&] {
     using T = scalar_t;
     const T *xp = x.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias ? bias->data_ptr<T>() : nullptr;
-    T* yp = y.data_ptr<T>();
+    T* yp = out.data_ptr<T>();
     at::parallel_for(0, r.b * r.e, 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) forward_row<T>(r, xp, wp, bp, i, yp + i * r.l);
     });
   });
+}
+
+at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
+                   at::IntArrayRef reverse) {
+  at::Tensor y = at::empty({x.size(0), x.size(1), x.size(2)}, x.options());
+  forward_out(x, w, bias, reverse, y);
   return y;
 }
 
@@ -137,5 +146,6 @@ std::vector<at::Tensor> backward(const at::Tensor& dy, const at::Tensor& x, cons
 
 TORCH_LIBRARY(ginr_conv, m) {
   m.def("forward(Tensor x, Tensor w, Tensor? bias, int[] reverse) -> Tensor", &forward);
+  m.def("forward_out(Tensor x, Tensor w, Tensor? bias, int[] reverse, Tensor(a!) out) -> ()", &forward_out);
   m.def("backward(Tensor dy, Tensor x, Tensor w, Tensor? bias, int[] reverse) -> Tensor[]", &backward);
 }

@@ -328,11 +328,14 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   if (bias) expect(*bias, {e}, "delta_bias");
 }
 
-at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
-                   const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
-                   const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse) {
+// y written into `out`, a contiguous tensor like u (a buffer reused at inference).
+void forward_out(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
+                 const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+                 const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse, at::Tensor& out) {
   check(u, delta, A, Bt, Ct, D, z, bias, reverse);
-  at::Tensor out = at::empty(u.sizes(), u.options());
+  TORCH_CHECK(out.sizes() == u.sizes() && out.scalar_type() == u.scalar_type() && out.is_contiguous() &&
+                  out.device().is_cpu(),
+              "selective_scan_cpu: out must be a contiguous CPU tensor like u");
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     using T = scalar_t;
     const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse);
@@ -345,6 +348,13 @@ at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tenso
       }
     });
   });
+}
+
+at::Tensor forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
+                   const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
+                   const std::optional<at::Tensor>& bias, bool softplus, at::IntArrayRef reverse) {
+  at::Tensor out = at::empty(u.sizes(), u.options());
+  forward_out(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse, out);
   return out;
 }
 
@@ -389,6 +399,9 @@ TORCH_LIBRARY(ginr_scan, m) {
   m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
         "Tensor? delta_bias, bool delta_softplus, int[] reverse) -> Tensor",
         &forward);
+  m.def("forward_out(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
+        "Tensor? delta_bias, bool delta_softplus, int[] reverse, Tensor(a!) out) -> ()",
+        &forward_out);
   m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
         "Tensor? delta_bias, bool delta_softplus, int[] reverse) -> Tensor[]",
         &backward);
