@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--backend", default="auto", help="scan backend for the Mamba encoder")
     parser.add_argument("--backward", action="store_true", help="time forward + backward instead")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per child process")
+    parser.add_argument("--rounds", type=int, default=3, help="child processes per (mixer, L), taking turns")
     parser.add_argument(
         "--timeout", type=float, default=600, help="seconds per (mixer, L) before it is skipped"
     )
@@ -116,21 +117,48 @@ def main() -> None:
         return
 
     key = "fwd_bwd_s" if args.backward else "fwd_s"
-    results, skipped = [], []
-    for length in args.lengths:
-        for mixer in args.mixers:
-            row = run_child(args, mixer, length)
-            (results.append(row) if row else skipped.append(f"{mixer} L={length}"))
+    # Rounds take turns over every (L, mixer), so a slow spell of this shared machine hits both mixers
+    # alike; each cell reports the median over rounds, and the speed-up its spread over rounds.
+    runs: dict[tuple[str, int], list[dict]] = {}
+    skipped: list[str] = []
+    for _ in range(args.rounds):
+        for length in args.lengths:
+            for mixer in args.mixers:
+                if f"{mixer} L={length}" in skipped:
+                    continue
+                row = run_child(args, mixer, length)
+                (
+                    runs.setdefault((mixer, length), []).append(row)
+                    if row
+                    else skipped.append(f"{mixer} L={length}")
+                )
+    results = []
+    for (mixer, length), rows in runs.items():
+        if f"{mixer} L={length}" in skipped:
+            continue
+        times = [r[key] for r in rows]
+        results.append(
+            {
+                **rows[0],
+                key: statistics.median(times),
+                "rounds_s": times,
+                "peak_mb": max(r["peak_mb"] for r in rows),
+            }
+        )
 
     print(
         f"encoder d={args.d_model} depth={args.depth} batch=1, "
         f"{'forward+backward' if args.backward else 'forward'}"
     )
+    print(f"{args.rounds} rounds; time: the median over rounds; speed-up: of the medians (range over rounds)")
     print(f"{'L':>6} | {'mixer':>9} | {'backend':>7} | {'time s':>8} | {'peak MB':>8} | mamba speed-up")
     by = {(r["mixer"], r["L"]): r for r in results}
     for r in results:
         other = by.get(("attention", r["L"]))
-        ratio = f"{other[key] / r[key]:.2f}x" if r["mixer"] == "mamba" and other else ""
+        ratio = ""
+        if r["mixer"] == "mamba" and other:
+            per_round = [a / m for a, m in zip(other["rounds_s"], r["rounds_s"], strict=False)]
+            ratio = f"{other[key] / r[key]:.2f}x ({min(per_round):.2f}-{max(per_round):.2f})"
         print(
             f"{r['L']:>6} | {r['mixer']:>9} | {r['backend']:>7} | {r[key]:>8.3f} | "
             f"{r['peak_mb']:>8.1f} | {ratio}"

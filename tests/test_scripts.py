@@ -23,6 +23,8 @@ def test_bench_encoder_prints_a_table_and_json():
                 "1",
                 "--repeats",
                 "1",
+                "--rounds",
+                "2",
                 "--backend",
                 "torch",
                 "--json",
@@ -39,7 +41,7 @@ def test_bench_encoder_prints_a_table_and_json():
     assert {(r["mixer"], r["L"]) for r in results} == {
         (m, n) for m in ("mamba", "attention") for n in (40, 70)
     }
-    assert all(r["fwd_s"] > 0 and r["peak_mb"] >= 0 for r in results)
+    assert all(r["fwd_s"] > 0 and r["peak_mb"] >= 0 and len(r["rounds_s"]) == 2 for r in results)
     assert any(line.startswith("    70 |     mamba") for line in out)
 
 
