@@ -20,6 +20,9 @@ def test_the_wheel_ships_the_models_and_finds_them(tmp_path):
         for file in ("config.json", "model.safetensors", "README.md"):
             assert f"ginr_cli/models/{model}/{file}" in names
     assert not any(name.startswith("models/") for name in names)  # no top-level `models` package
+    # The compiled kernels build at first use from their sources: every one of them, headers too.
+    for source in (ROOT / "ginr_cli" / "nn" / "csrc").iterdir():
+        assert f"ginr_cli/nn/csrc/{source.name}" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Run from the unpacked wheel alone (not this checkout): the shipped models must be found there.
