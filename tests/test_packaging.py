@@ -1,5 +1,6 @@
 """A plain (non-editable) install carries the shipped models as package data and finds them."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,8 +10,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_ships_the_models_and_finds_them(tmp_path):
+    # Built from a fresh copy of what the package is made of: an in-tree build/ left by an earlier build
+    # would lend files that the package data rules no longer ship.
+    src = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md", "LICENSE", "ginr_cli", "models"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (ROOT / name).exists():
+            src.mkdir(exist_ok=True)
+            shutil.copy(ROOT / name, src / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         check=True,
         capture_output=True,
     )
