@@ -1,7 +1,13 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Without a GPU, Triton's kernels (the GPU scan, nn/scan_triton.py) run in its interpreter on CPU tensors.
+# Triton reads this when it is first imported, so it is set here, before any test imports it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from ginr_cli.nn.config import EncoderConfig, GINRConfig, HyponetConfig, PositionConfig, TokenizerConfig
 

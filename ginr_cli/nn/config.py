@@ -38,7 +38,7 @@ class EncoderConfig:
     expand: int = 2  # d_inner = expand * d_model
     n_heads: int = 8  # attention mixer only
     mlp_ratio: float = 4.0
-    scan_backend: Literal["auto", "reference", "torch", "cpp", "cuda"] = "auto"
+    scan_backend: Literal["auto", "reference", "torch", "cpp", "triton", "cuda"] = "auto"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,12 +12,15 @@ Backends, all held to `selective_scan_ref` by the tests:
 - "reference": the recurrence as written, one time step at a time. Slow, readable, the ground truth.
 - "torch":     pure PyTorch, time-major, runs everywhere. The default where nothing faster is available.
 - "cpp":       a fused C++ loop for the CPU, compiled at first use (`scan_cpu.py`).
+- "triton":    Triton kernels for the GPU (`scan_triton.py`): "auto" on CUDA where mamba-ssm is not installed.
 - "cuda":      mamba-ssm's fused kernel, when it is installed and the tensors are on CUDA.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -27,7 +30,7 @@ from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "reference", "torch", "cpp", "cuda"]
+Backend = Literal["auto", "reference", "torch", "cpp", "triton", "cuda"]
 
 # Time steps per block in the pure-PyTorch backend: bounds the (steps, b, e, s) state buffer without grad.
 TORCH_BLOCK = 256
@@ -138,6 +141,16 @@ def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
     )
 
 
+def _scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
+    from ginr_cli.nn.scan_triton import selective_scan_triton
+
+    return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
+
+
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
 def _scan_cpp(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=(), out=None) -> Tensor:
     from ginr_cli.nn.scan_cpu import selective_scan_cpu
 
@@ -175,6 +188,8 @@ def available_backends() -> list[str]:
 
     if scan_cpu.can_build():
         names.append("cpp")
+    if _triton_installed() and torch.cuda.is_available():
+        names.append("triton")
     if _mamba_ssm_scan is not None and torch.cuda.is_available():
         names.append("cuda")
     return names
@@ -186,6 +201,8 @@ def resolve_backend(backend: Backend, device: torch.device) -> str:
         return backend
     if device.type == "cuda" and _mamba_ssm_scan is not None:
         return "cuda"
+    if device.type == "cuda" and _triton_installed():
+        return "triton"
     if device.type == "cpu":
         from ginr_cli.nn import scan_cpu
 
@@ -198,6 +215,7 @@ _BACKENDS = {
     "reference": _reversed_groups(selective_scan_ref),
     "torch": _reversed_groups(_scan_torch),
     "cpp": _scan_cpp,
+    "triton": _scan_triton,
     "cuda": _reversed_groups(_scan_cuda),
 }
 
@@ -226,6 +244,10 @@ def selective_scan(
         raise RuntimeError(
             "the 'cuda' scan backend needs mamba-ssm and CUDA tensors: pip install 'ginr[cuda]' on a CUDA "
             "machine, or use backend='auto'"
+        )
+    if name == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(
+            "the 'triton' scan backend needs CUDA tensors (TRITON_INTERPRET=1 runs it on the CPU, for tests)"
         )
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, tuple(reverse))
     return _scan_cpp(*args, out=out) if name == "cpp" else _BACKENDS[name](*args)

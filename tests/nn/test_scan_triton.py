@@ -1,0 +1,83 @@
+"""The Triton scan (the GPU backend where mamba-ssm is not installed) is held to the sequential reference,
+forward and every gradient. Without a GPU, Triton's interpreter runs the same kernels on CPU tensors."""
+
+import pytest
+import torch
+
+from ginr_cli.nn import scan
+from ginr_cli.nn.config import EncoderConfig
+from ginr_cli.nn.mamba import BiMamba
+from tests.nn.test_scan import INPUTS, flipped_ref, grads, make_inputs
+
+pytest.importorskip("triton")
+
+TOL = dict(rtol=1e-4, atol=1e-4)  # float32 kernels against the float64 reference
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    """scan_triton: on a GPU compiled for it, elsewhere interpreted (TRITON_INTERPRET, set in conftest.py)."""
+    from ginr_cli.nn import scan_triton
+
+    return scan_triton
+
+
+def on_device(inputs):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {k: v.detach().to(device).requires_grad_() for k, v in inputs.items()}
+
+
+def assert_close_scaled(got, want):
+    for g, w, name in zip(got, want, INPUTS, strict=True):  # each gradient on its own scale
+        scale = max(w.abs().max().item(), 1.0)
+        torch.testing.assert_close(g.cpu().double(), w.cpu(), rtol=1e-4, atol=1e-4 * scale, msg=name)
+
+
+# 40 channels per group: a full block of 32 and a partial one; 6 states: padded to 8 lanes.
+@pytest.mark.parametrize("reverse", [(False,), (True,), (False, True)])
+@pytest.mark.parametrize("l", [1, 13])
+def test_matches_reference(kernels, reverse, l):
+    inputs = make_inputs(2, 40 * len(reverse), 6, l, groups=len(reverse))
+    want = flipped_ref(inputs, reverse)
+    fast = on_device(inputs)
+    out = kernels.selective_scan_triton(**fast, delta_softplus=True, reverse=reverse)
+    torch.testing.assert_close(out.cpu().double(), want, **TOL)
+    assert_close_scaled(grads(out, fast), grads(want, inputs))
+
+
+def test_optional_inputs_and_no_softplus(kernels):
+    inputs = make_inputs(1, 5, 3, 9)  # one ungrouped B, C (b, s, l)
+    kept = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
+    want = scan.selective_scan_ref(**kept)
+    fast = on_device(kept)
+    out = kernels.selective_scan_triton(**fast)
+    torch.testing.assert_close(out.cpu().double(), want, **TOL)
+    for got, ref in zip(
+        torch.autograd.grad(out.sum(), list(fast.values())),
+        torch.autograd.grad(want.sum(), list(kept.values())),
+        strict=True,
+    ):
+        torch.testing.assert_close(got.cpu().double(), ref, **TOL)
+
+
+def test_bimamba_on_the_triton_backend_matches_the_torch_one(kernels):
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mixer = BiMamba(EncoderConfig(d_model=16, n_layers=1, d_state=4, scan_backend="triton")).to(device)
+    x = torch.randn(2, 11, 16, device=device)
+    out = mixer(x)
+    mixer.backend = mixer.forward_mamba.backend = mixer.reverse_mamba.backend = "torch"
+    torch.testing.assert_close(out, mixer(x), **TOL)
+
+
+def test_auto_picks_triton_on_cuda_without_mamba_ssm(monkeypatch):
+    monkeypatch.setattr(scan, "_mamba_ssm_scan", None)
+    assert scan.resolve_backend("auto", torch.device("cuda")) == "triton"
+    assert scan.resolve_backend("auto", torch.device("cpu")) != "triton"
+
+
+def test_cpu_tensors_are_refused_outside_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    inputs = {k: v.detach() for k, v in make_inputs(1, 2, 2, 3).items()}
+    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
+        scan.selective_scan(**inputs, backend="triton")
