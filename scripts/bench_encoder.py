@@ -1,11 +1,14 @@
 """Benchmark: the BiMamba encoder against the attention encoder at equal width and depth.
 
 Forward time (inference mode) and peak memory for each sequence length, side by side in one run. Each
-(mixer, L) runs in a fresh subprocess so its peak resident memory can be measured on its own.
+(mixer, L) runs in a fresh subprocess so its peak memory can be measured on its own: resident memory on
+the CPU, allocated memory on a GPU (`--device cuda`, where attention's longest lengths run out of memory
+and are reported as skipped).
 
     python scripts/bench_encoder.py                       # d=256, depth 6, batch 1, L = 256 ... 16384
     python scripts/bench_encoder.py --json                # last line: {"results": [...]}
     python scripts/bench_encoder.py --lengths 1024 4096 --backward --plot encoder.png
+    python scripts/bench_encoder.py --device cuda --lengths 1024 4096 16384 65536
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import time
 
 
 def measure(
-    mixer: str, length: int, d_model: int, depth: int, backend: str, backward: bool, repeats: int
+    mixer: str, length: int, d_model: int, depth: int, backend: str, backward: bool, repeats: int, device: str
 ) -> dict:
-    """Runs in the child process: build, warm up, time, and report the peak RSS added by the forward."""
+    """Runs in the child process: build, warm up, time, and report the peak memory added by the forward."""
     import torch
 
     from ginr_cli.nn.config import EncoderConfig
@@ -31,9 +34,10 @@ def measure(
 
     torch.manual_seed(0)
     cfg = EncoderConfig(d_model=d_model, n_layers=depth, mixer=mixer, scan_backend=backend)
-    encoder = Encoder(cfg)
-    x = torch.randn(1, length, d_model)
+    encoder = Encoder(cfg).to(device)
+    x = torch.randn(1, length, d_model, device=device)
     used = resolve_backend(backend, x.device) if mixer == "mamba" else "sdpa"
+    cuda = x.device.type == "cuda"
 
     def step() -> None:
         if backward:
@@ -41,19 +45,29 @@ def measure(
         else:
             with torch.inference_mode():
                 encoder(x)
+        if cuda:
+            torch.cuda.synchronize()
 
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cuda:
+        base_kb = torch.cuda.memory_allocated() / 1024
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
-    for i in range(repeats + 1):  # the first run warms up
+    for i in range(repeats + 1):  # the first run warms up (and compiles the GPU kernels)
         start = time.perf_counter()
         step()
         if i:
             times.append(time.perf_counter() - start)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cuda:
+        peak_kb = torch.cuda.max_memory_allocated() / 1024
+    else:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "mixer": mixer,
         "L": length,
         "backend": used,
+        "device": str(x.device),
         "fwd_s" if not backward else "fwd_bwd_s": statistics.median(times),
         "peak_mb": max(peak_kb - base_kb, 0) / 1024,
     }
@@ -74,6 +88,8 @@ def run_child(args: argparse.Namespace, mixer: str, length: int) -> dict | None:
         args.backend,
         "--repeats",
         str(args.repeats),
+        "--device",
+        args.device,
     ]
     if args.backward:
         cmd.append("--backward")
@@ -97,6 +113,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--backend", default="auto", help="scan backend for the Mamba encoder")
     parser.add_argument("--backward", action="store_true", help="time forward + backward instead")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per child process")
     parser.add_argument("--rounds", type=int, default=3, help="child processes per (mixer, L), taking turns")
     parser.add_argument(
@@ -111,7 +128,16 @@ def main() -> None:
         mixer, length = args.child[0], int(args.child[1])
         print(
             json.dumps(
-                measure(mixer, length, args.d_model, args.depth, args.backend, args.backward, args.repeats)
+                measure(
+                    mixer,
+                    length,
+                    args.d_model,
+                    args.depth,
+                    args.backend,
+                    args.backward,
+                    args.repeats,
+                    args.device,
+                )
             )
         )
         return
@@ -147,7 +173,7 @@ def main() -> None:
         )
 
     print(
-        f"encoder d={args.d_model} depth={args.depth} batch=1, "
+        f"encoder d={args.d_model} depth={args.depth} batch=1 on {args.device}, "
         f"{'forward+backward' if args.backward else 'forward'}"
     )
     print(f"{args.rounds} rounds; time: the median over rounds; speed-up: of the medians (range over rounds)")
