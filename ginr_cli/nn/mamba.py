@@ -91,8 +91,12 @@ class BiMamba(nn.Module):
         b, e, r, s, l = u.shape[0], fwd.d_inner, fwd.dt_rank, fwd.d_state, u.shape[1]
         both = (False, True)  # channel groups: the forward Mamba's, then the reverse one's
 
-        def buffer(name: str, rows: int) -> Tensor | None:
-            return workspace.take(name, (b, rows, l), u) if workspace is not None else None
+        # The C++ conv and scan write into lent buffers too (float32/float64 only); the others make their own.
+        compiled = resolve_backend(self.backend, u.device) == "cpp"
+        writes_out = compiled and u.dtype in (torch.float32, torch.float64)
+
+        def buffer(name: str, rows: int, used: bool = True) -> Tensor | None:
+            return workspace.take(name, (b, rows, l), u) if workspace is not None and used else None
 
         # Both in_projs as one GEMM, channel-first (W @ u^T): rows x_fwd, x_rev, z_fwd, z_rev.
         w_in = torch.cat(
@@ -105,8 +109,8 @@ class BiMamba(nn.Module):
             torch.cat([fwd.conv.weight[:, 0], rev.conv.weight[:, 0]]),
             torch.cat([fwd.conv.bias, rev.conv.bias]),
             both,
-            compiled=resolve_backend(self.backend, u.device) == "cpp",
-            out=buffer("x", 2 * e),
+            compiled=compiled,
+            out=buffer("x", 2 * e, writes_out),
         )  # (b, 2e, l)
         x_fwd, x_rev = x[:, :e], x[:, e:]
         dbc_fwd = torch.bmm(fwd.x_proj.weight.expand(b, -1, -1), x_fwd)  # (b, r + 2s, l)
@@ -127,7 +131,7 @@ class BiMamba(nn.Module):
             delta_softplus=True,
             reverse=both,
             backend=self.backend,
-            out=buffer("y", 2 * e),
+            out=buffer("y", 2 * e, writes_out),
         )  # (b, 2e, l)
         # Both out_projs and the average as one GEMM: (W_fwd y_fwd + W_rev y_rev) / 2.
         w_out = torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5  # (d, 2e)

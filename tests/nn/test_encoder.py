@@ -7,6 +7,7 @@ import torch
 from ginr_cli.nn import encoder
 from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.encoder import Encoder
+from ginr_cli.nn.mamba import BiMamba
 from ginr_cli.nn.scan import available_backends
 from ginr_cli.nn.workspace import Workspace
 
@@ -49,3 +50,13 @@ def test_workspace_lends_the_same_memory_per_name_and_shape():
     b = ws.take("y", (2, 8, 7), like)  # a new shape: a new buffer
     assert b.shape == (2, 8, 7) and b.dtype == like.dtype
     assert ws.take("y", (2, 8, 5), like.double()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("backend", ["torch"] + (["cpp"] if "cpp" in available_backends() else []))
+def test_only_the_compiled_kernels_are_lent_conv_and_scan_buffers(backend):
+    mixer = BiMamba(EncoderConfig(d_model=16, d_state=4, scan_backend=backend))
+    ws = Workspace()
+    with torch.no_grad():
+        mixer(torch.randn(1, 9, 16), ws)
+    lent = {"xz", "delta"} | ({"x", "y"} if backend == "cpp" else set())
+    assert set(ws._buffers) == lent
