@@ -17,8 +17,8 @@
 // keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
 // so each thread accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
 //
-// The math (exp, softplus, sigmoid) is in fast_math.h. GCC or Clang (vector extensions); elsewhere the build
-// fails and scan.py keeps to its PyTorch scan.
+// The math (exp, softplus, sigmoid) is in fast_math.h. GCC >= 12 or Clang (vector extensions and
+// __builtin_shufflevector); elsewhere the build fails and scan.py keeps to its PyTorch scan.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
