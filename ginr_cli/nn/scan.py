@@ -18,6 +18,7 @@ Backends, all held to `selective_scan_ref` by the tests:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -147,6 +148,7 @@ def _scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()
     return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
 
 
+@functools.cache
 def _triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
