@@ -6,5 +6,5 @@ set -euo pipefail
 DATA=${DATA:-data/wallpapers}
 OUT=${OUT:-runs/image}
 ginr train --data "$DATA/train" --val-data "$DATA/val" --out "$OUT" --kind image --model tiny-2d --name image \
-  --steps "${STEPS:-3000}" --batch 16 --queries 1024 --lr 5e-4 --warmup 200 --scale-min 1 --scale-max 4 \
-  --base-prob 0.9 --checkpoint-every 250 --validate-every 250 --log-every 25 "$@"
+  --steps "${STEPS:-9000}" --batch 16 --queries 1024 --lr 5e-4 --warmup 200 --scale-min 1 --scale-max 4 \
+  --base-prob 0.9 --checkpoint-every 500 --validate-every 500 --log-every 25 "$@"
