@@ -108,3 +108,29 @@ def test_bench_help_times_the_cli_and_python():
     commands = [r["command"] for r in data["results"]]
     assert commands[:2] == ["python -c pass", "python -m ginr_cli --help"]
     assert all(r["median_s"] > 0 and r["min_s"] > 0 and r["runs"] == 3 for r in data["results"])
+
+
+def test_bench_workspace_prints_a_table_and_json():
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_workspace.py"),
+            "--lengths",
+            "40",
+            "--d-model",
+            "16",
+            "--depth",
+            "2",
+            "--rounds",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.splitlines()
+    (row,) = json.loads(out[-1])["results"]
+    assert row["L"] == 40 and row["workspace_s"] > 0 and row["none_s"] > 0
+    assert len(row["rounds_s"]["workspace"]) == 2
+    assert any(line.startswith("    40 |") for line in out)
