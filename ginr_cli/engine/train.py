@@ -306,6 +306,9 @@ def train(
         save_model(model, final)
     if world > 1:
         _record_rank_fingerprints(model, out, rank, world)
+        # Every rank done communicating before any tears its group down: gloo could abort a process
+        # ("terminate called without an active exception") when a peer left mid-exchange.
+        dist.barrier()
         dist.destroy_process_group()
     return final
 
