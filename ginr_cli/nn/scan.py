@@ -142,7 +142,7 @@ def _scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> Tensor:
     )
 
 
-def _scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
+def _scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=(), out=None) -> Tensor:
     from ginr_cli.nn.scan_triton import selective_scan_triton
 
     return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
@@ -170,7 +170,7 @@ def _flipped(x: Tensor | None, groups: int, reverse: Sequence[bool], dim: int) -
 def _reversed_groups(scan):
     """A backend without native reverse support, given it by flipping the reversed groups in and out."""
 
-    def run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=()) -> Tensor:
+    def run(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse=(), out=None) -> Tensor:
         if not any(reverse):
             return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
@@ -213,6 +213,7 @@ def resolve_backend(backend: Backend, device: torch.device) -> str:
     return "torch"
 
 
+# Each takes the same arguments; `out` (a buffer to write into) is used by "cpp" and ignored by the others.
 _BACKENDS = {
     "reference": _reversed_groups(selective_scan_ref),
     "torch": _reversed_groups(_scan_torch),
@@ -252,4 +253,4 @@ def selective_scan(
             "the 'triton' scan backend needs CUDA tensors (TRITON_INTERPRET=1 runs it on the CPU, for tests)"
         )
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, tuple(reverse))
-    return _scan_cpp(*args, out=out) if name == "cpp" else _BACKENDS[name](*args)
+    return _BACKENDS[name](*args, out=out)
