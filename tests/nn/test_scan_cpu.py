@@ -83,11 +83,20 @@ def test_state_sizes(s):
     assert_matches_reference(make_inputs(1, 3, s, 29), delta_softplus=True, tol=TOL[torch.float64])
 
 
+@pytest.fixture(params=["native", "portable"])
+def float_forward(request):
+    """The float32 forward as this CPU runs it, and with its AVX-512 path turned off (the path of CPUs
+    without AVX-512: the same loop with a portable exp2)."""
+    torch.ops.ginr_scan.set_avx512(request.param == "native")  # "native" turns it on only where the CPU has it
+    yield request.param
+    torch.ops.ginr_scan.set_avx512(True)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("s", [3, 8, 16])  # a run-time state count, and the two compiled-in ones
-def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s):
-    """2 x 20 channels: each group is one block of 16 lanes and one of 4; 700 steps cross the forward's
-    256-step buffers, backwards in the second group."""
+@pytest.mark.parametrize("s", [3, 8, 16])  # all padded to 16 states
+def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s, float_forward):
+    """2 x 20 channels: each group is one block of 16 lanes and one of 4; 700 steps cross the float
+    forward's 64-step chunks, backwards in the second group."""
     inputs = make_inputs(1, 40, s, 700, dtype)
     g = torch.Generator().manual_seed(1)
     inputs["B"], inputs["C"] = (torch.randn(1, 2, s, 700, generator=g, dtype=dtype) for _ in range(2))
@@ -109,6 +118,39 @@ def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s):
         torch.testing.assert_close(
             got[name], want[name], rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale
         )
+
+
+def test_portable_and_avx512_forwards_agree():
+    """Both round dt A log2(e) to the same integer and share the polynomial: equal but for the scaling of
+    decays under 2^-125."""
+    if not torch.ops.ginr_scan.set_avx512(True):
+        pytest.skip("this CPU has no AVX-512")
+    inputs = make_inputs(2, 48, 16, 130, torch.float32)
+    with torch.no_grad():
+        native = selective_scan_cpu(**inputs, delta_softplus=True)
+        torch.ops.ginr_scan.set_avx512(False)
+        try:
+            portable = selective_scan_cpu(**inputs, delta_softplus=True)
+        finally:
+            torch.ops.ginr_scan.set_avx512(True)
+    torch.testing.assert_close(native, portable, rtol=1e-6, atol=1e-6)
+
+
+def test_float_forward_keeps_nan_and_underflows_decays_to_zero(float_forward):
+    """A NaN step poisons its row from there on, as in the reference; steps so long that exp(dt A) underflows
+    give decays of 0, not NaN (the state restarts from dt B u)."""
+    inputs = make_inputs(1, 20, 16, 40, torch.float32)
+    inputs["delta"] = inputs["delta"].clone()
+    inputs["delta"][0, 3, 10] = float("nan")
+    inputs["delta"][0, 7, 20:] = 1e4
+    with torch.no_grad():
+        out = selective_scan_cpu(**inputs, delta_softplus=True)
+    ref = selective_scan_ref(**{k: v.double() for k, v in inputs.items()}, delta_softplus=True)
+    assert out[0, 3, :10].isfinite().all() and out[0, 3, 10:].isnan().all()
+    keep = torch.ones_like(out, dtype=torch.bool)
+    keep[0, 3] = False
+    assert out.isfinite()[keep].all()
+    torch.testing.assert_close(out[keep].double(), ref[keep], rtol=1e-4, atol=1e-3)
 
 
 def test_uneven_thread_groups():

@@ -10,14 +10,16 @@
 // t = l - 1 down to 0, so a reverse Mamba needs no flipped copies. p is the state size s padded with zeros
 // to a multiple of 16.
 //
-// One row (batch, channel) at a time, vectorised over the state dimension. (A forward with 16 channels per
-// vector and B, C broadcast measured no faster: the exp of dt A per state is the cost either way.)
+// The float32 forward with 16 states (the default) takes 16 channels per vector, one per lane, each state in
+// a register of its own (forward_block): no sum across lanes per step, and on CPUs with AVX-512 the decays'
+// exp2 uses the hardware's rounding and scaling. Everything else goes one row (batch, channel) at a time,
+// vectorised over the state dimension.
 // Backward recomputes the states of the row into a per-thread (l, p) buffer, then walks back in time:
 // nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
 // keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
 // so each thread accumulates its own (b, g, l, p) copy, summed by the caller: deterministic, no atomics.
 //
-// The math (exp, softplus, sigmoid) is in fast_math.h. GCC >= 12 or Clang (vector extensions and
+// The math (exp, exp2, softplus, sigmoid) is in fast_math.h. GCC >= 12 or Clang (vector extensions and
 // __builtin_shufflevector); elsewhere the build fails and scan.py keeps to its PyTorch scan.
 
 #include <ATen/Dispatch.h>
@@ -28,11 +30,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fast_math.h"
@@ -44,6 +48,8 @@ using namespace ginr_fast;
 template <typename T>
 constexpr int64_t kLanes = 64 / sizeof(T);  // one cache line: 16 floats or 8 doubles
 constexpr int64_t kStatePad = 16;            // p is a multiple of this (STATE_LANES in scan_cpu.py)
+constexpr double kLog2e = 1.4426950408889634;  // decays are 2^(dt A log2(e)): see exp2_decay
+constexpr int64_t kChunk = 64;                 // steps per chunk of Scan::forward_block
 
 // Sum of W lanes, halving with vector adds (a plain loop stays scalar without -ffast-math).
 template <int64_t W, typename T>
@@ -66,6 +72,33 @@ GINR_INLINE f32x16 load16(const float* x) {
   f32x16 v;
   std::memcpy(&v, x, sizeof v);
   return v;
+}
+
+// Swaps the off-diagonal B x B blocks of the 2B x 2B squares that rows a and b (= a + B) cut across.
+template <int B, int... J>
+GINR_INLINE void swap_blocks(f32x16& a, f32x16& b, std::integer_sequence<int, J...>) {
+  const f32x16 lo = __builtin_shufflevector(a, b, ((J & B) ? 16 + J - B : J)...);
+  const f32x16 hi = __builtin_shufflevector(a, b, ((J & B) ? 16 + J : J + B)...);
+  a = lo;
+  b = hi;
+}
+
+template <int B>
+GINR_INLINE void swap_stage(f32x16* r) {
+  for (int i = 0; i < 16; ++i)
+    if (!(i & B)) swap_blocks<B>(r[i], r[i + B], std::make_integer_sequence<int, 16>{});
+}
+
+// dst (16 x 16, rows dst_ld apart) = src (16 x 16, rows src_ld apart) transposed: the blocks swapped at
+// every scale, 64 two-register shuffles.
+GINR_INLINE void transpose16(const float* __restrict src, int64_t src_ld, float* __restrict dst, int64_t dst_ld) {
+  f32x16 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = load16(src + i * src_ld);
+  swap_stage<1>(r);
+  swap_stage<2>(r);
+  swap_stage<4>(r);
+  swap_stage<8>(r);
+  for (int i = 0; i < 16; ++i) std::memcpy(dst + i * dst_ld, &r[i], sizeof r[i]);
 }
 
 // Sum of the 16 lanes, in tree_sum's order.
@@ -105,14 +138,15 @@ struct Scan {
   const T* C_of(int64_t bi, int64_t ei) const { return Ct + (bi * groups + group_of(ei)) * l * p; }
   bool reversed(int64_t ei) const { return !reverse.empty() && reverse[group_of(ei)]; }
 
-  // dt (l) of row i. One loop per case: with the branch inside, the softplus loop stays scalar.
-  GINR_INLINE void discretize(int64_t i, T* __restrict dt) const {
-    const T* x = delta + i * l;
+  // dt of row i for steps [t0, t0 + n). One loop per case: with the branch inside, the softplus loop stays
+  // scalar.
+  GINR_INLINE void discretize(int64_t i, int64_t t0, int64_t n, T* __restrict dt) const {
+    const T* x = delta + i * l + t0;
     const T b = bias ? bias[i % e] : T(0);
     if (apply_softplus) {
-      for (int64_t t = 0; t < l; ++t) dt[t] = softplus(x[t] + b);
+      for (int64_t t = 0; t < n; ++t) dt[t] = softplus(x[t] + b);
     } else {
-      for (int64_t t = 0; t < l; ++t) dt[t] = x[t] + b;
+      for (int64_t t = 0; t < n; ++t) dt[t] = x[t] + b;
     }
   }
 
@@ -137,14 +171,14 @@ struct Scan {
                                 float* __restrict decays) const {
     const int64_t ei = i % e;
     const float* ui = u + i * l;
-    const f32x16 a = load16(A + ei * 16);
+    const f32x16 a = load16(A + ei * 16) * float(kLog2e);
     const float* Bb = B_of(i / e, ei);
     const float* Cb = C_of(i / e, ei);
     f32x16 h = {};
     for (int64_t k = 0; k < l; ++k) {
       const int64_t t = kReverse ? l - 1 - k : k;
       const float d = dt[t];
-      const f32x16 decay = fast_exp_clamped(d * a);
+      const f32x16 decay = exp2_decay(d * a);
       h = decay * h + (d * ui[t]) * load16(Bb + t * 16);
       y[t] = lane_sum(h * load16(Cb + t * 16));
       if constexpr (kKeep) {
@@ -176,7 +210,7 @@ struct Scan {
       T acc[W] = {};
       for (int64_t c = 0; c < p; c += W) {
         for (int64_t j = 0; j < W; ++j) {
-          const T decay = fast_exp_clamped(d * a[c + j]);
+          const T decay = exp2_decay(d * (a[c + j] * T(kLog2e)));
           const T hv = decay * h[c + j] + du * bt[c + j];
           h[c + j] = hv;
           acc[j] += hv * ct[c + j];
@@ -194,9 +228,88 @@ struct Scan {
     }
   }
 
+  // The float forward with p = 16, for a block of up to 16 channels of one group: one channel per lane, each
+  // of the 16 states in a vector of its own, B_t and C_t broadcast to all lanes. Unlike forward_row it sums
+  // over the states with plain vector adds, not across lanes at every step. u, dt and y pass through 16 x 16
+  // transposes, a chunk of steps at a time; the chunks run backwards in a reversed group.
+  // (The body of forward_block and forward_block_avx512 below, which differ in their exp2.)
+  template <typename Exp2>
+  GINR_INLINE void forward_block_with(int64_t bi, int64_t c0, int64_t rows, float* __restrict out) const {
+    alignas(64) float staged[kLanes<float> * kChunk];  // rows x steps of one chunk
+    alignas(64) float dtT[kChunk * 16], uT[kChunk * 16], yT[kChunk * 16];  // steps x lanes
+    alignas(64) float aT[16 * 16] = {};  // states x lanes: A log2(e)
+    f32x16 h[16] = {}, dv = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t n = 0; n < 16; ++n) aT[n * 16 + r] = A[(c0 + r) * 16 + n] * float(kLog2e);
+      if (D) dv[r] = D[c0 + r];
+    }
+    const int64_t i0 = bi * e + c0;  // first row
+    const bool rev = reversed(c0);
+    const float* Bb = B_of(bi, c0);
+    const float* Cb = C_of(bi, c0);
+    const int64_t chunks = (l + kChunk - 1) / kChunk;
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      const int64_t t0 = (rev ? chunks - 1 - ci : ci) * kChunk, n = std::min(kChunk, l - t0);
+      const int64_t tiles = (n + 15) / 16;
+      std::fill(staged, staged + 16 * kChunk, 0.0f);  // rows past `rows` and steps past n stay 0
+      for (int64_t r = 0; r < rows; ++r) discretize(i0 + r, t0, n, staged + r * kChunk);
+      for (int64_t k = 0; k < tiles; ++k) transpose16(staged + 16 * k, kChunk, dtT + 256 * k, 16);
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(staged + r * kChunk, u + (i0 + r) * l + t0, n * sizeof(float));
+      for (int64_t k = 0; k < tiles; ++k) transpose16(staged + 16 * k, kChunk, uT + 256 * k, 16);
+      if (rev) recur_block<true, Exp2>(n, dtT, uT, Bb + t0 * 16, Cb + t0 * 16, aT, dv, h, yT);
+      else recur_block<false, Exp2>(n, dtT, uT, Bb + t0 * 16, Cb + t0 * 16, aT, dv, h, yT);
+      for (int64_t k = 0; k < tiles; ++k) transpose16(yT + 256 * k, 16, staged + 16 * k, kChunk);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* o = out + (i0 + r) * l + t0;
+        const float* y = staged + r * kChunk;
+        if (z) {
+          const float* zr = z + (i0 + r) * l + t0;
+          for (int64_t t = 0; t < n; ++t) o[t] = y[t] * zr[t] * sigmoid(zr[t]);
+        } else {
+          std::memcpy(o, y, n * sizeof(float));
+        }
+      }
+    }
+  }
+
+  GINR_CLONES void forward_block(int64_t bi, int64_t c0, int64_t rows, float* out) const {
+    forward_block_with<Exp2Portable>(bi, c0, rows, out);
+  }
+#ifdef GINR_AVX512
+  __attribute__((target("arch=x86-64-v4"), flatten)) void forward_block_avx512(int64_t bi, int64_t c0, int64_t rows,
+                                                                     float* out) const {
+    forward_block_with<Exp2Avx512>(bi, c0, rows, out);
+  }
+#endif
+
+  // n steps of the block recurrence (see forward_block); h carries the states from chunk to chunk.
+  template <bool kReverse, typename Exp2>
+  static GINR_INLINE void recur_block(int64_t n, const float* __restrict dtT, const float* __restrict uT,
+                                      const float* __restrict bt, const float* __restrict ct,
+                                      const float* __restrict aT, f32x16 dv, f32x16* __restrict h_io,
+                                      float* __restrict yT) {
+    f32x16 h[16];
+    for (int j = 0; j < 16; ++j) h[j] = h_io[j];
+    for (int64_t kk = 0; kk < n; ++kk) {
+      const int64_t k = kReverse ? n - 1 - kk : kk;
+      const f32x16 d = load16(dtT + 16 * k), x = load16(uT + 16 * k), dx = d * x;
+      const float* b = bt + 16 * k;
+      const float* c = ct + 16 * k;
+      f32x16 acc[4] = {dv * x, {}, {}, {}};  // four partial sums: no chain of 16 dependent adds per step
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) {
+        h[j] = Exp2()(d * load16(aT + 16 * j)) * h[j] + dx * b[j];
+        acc[j % 4] += h[j] * c[j];
+      }
+      const f32x16 y = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      std::memcpy(yT + 16 * k, &y, sizeof y);
+    }
+    for (int j = 0; j < 16; ++j) h_io[j] = h[j];
+  }
+
   template <int64_t kP>
   GINR_CLONES void forward_row(int64_t i, RowWork<T>& w, T* __restrict out) const {
-    discretize(i, w.dt.data());
+    discretize(i, 0, l, w.dt.data());
     recur<kP, false>(i, w.dt.data(), out, w.h.data(), nullptr, nullptr);
     if (z) {
       const T* zi = z + i * l;
@@ -210,7 +323,7 @@ struct Scan {
     constexpr int64_t W = kLanes<T>;
     const int64_t p = kP ? kP : this->p, ei = i % e;
     const bool rev = reversed(ei);
-    discretize(i, w.dt.data());
+    discretize(i, 0, l, w.dt.data());
     recur<kP, true>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
 
     // Gate: out = y silu(z), so dL/dy = dout silu(z) and dL/dz = dout y silu'(z).
@@ -328,6 +441,53 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   if (bias) expect(*bias, {e}, "delta_bias");
 }
 
+// Whether the forward takes forward_block_avx512: where the CPU has AVX-512, unless a test turns it off
+// (set_avx512) to check the portable path.
+#ifdef GINR_AVX512
+std::atomic<bool> use_avx512{__builtin_cpu_supports("avx512f") != 0};
+#else
+std::atomic<bool> use_avx512{false};
+#endif
+
+bool set_avx512(bool enable) {
+#ifdef GINR_AVX512
+  use_avx512 = enable && __builtin_cpu_supports("avx512f");
+#endif
+  return use_avx512;
+}
+
+// The forward over every row of a batch of b: in channel blocks where forward_block applies, else by rows.
+template <typename T>
+void run_forward(const Scan<T>& s, int64_t b, T* y) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (s.p == 16) {  // blocks of up to 16 channels, none straddling two groups
+        const int64_t size = s.e / s.groups, blocks = (size + 15) / 16;
+        at::parallel_for(0, b * s.groups * blocks, 1, [&](int64_t begin, int64_t end) {
+          const bool avx512 = use_avx512;
+          for (int64_t j = begin; j < end; ++j) {
+            const int64_t bi = j / (s.groups * blocks), first = j % blocks * 16;
+            const int64_t c0 = j / blocks % s.groups * size + first, rows = std::min<int64_t>(16, size - first);
+#ifdef GINR_AVX512
+            if (avx512) {
+              s.forward_block_avx512(bi, c0, rows, y);
+              continue;
+            }
+#endif
+            s.forward_block(bi, c0, rows, y);
+          }
+        });
+        return;
+      }
+    }
+    at::parallel_for(0, b * s.e, 1, [&](int64_t begin, int64_t end) {
+      RowWork<T> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
+      for (int64_t i = begin; i < end; ++i) {
+        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
+        else s.template forward_row<0>(i, w, y + i * s.l);
+      }
+    });
+}
+
 // y written into `out`, a contiguous tensor like u (a buffer reused at inference).
 void forward_out(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bt,
                  const at::Tensor& Ct, const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& z,
@@ -339,14 +499,7 @@ void forward_out(const at::Tensor& u, const at::Tensor& delta, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     using T = scalar_t;
     const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse);
-    T* y = out.data_ptr<T>();
-    at::parallel_for(0, u.size(0) * s.e, 1, [&](int64_t begin, int64_t end) {
-      RowWork<T> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
-      for (int64_t i = begin; i < end; ++i) {
-        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
-        else s.template forward_row<0>(i, w, y + i * s.l);
-      }
-    });
+    run_forward(s, u.size(0), out.data_ptr<T>());
   });
 }
 
@@ -402,6 +555,7 @@ TORCH_LIBRARY(ginr_scan, m) {
   m.def("forward_out(Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
         "Tensor? delta_bias, bool delta_softplus, int[] reverse, Tensor(a!) out) -> ()",
         &forward_out);
+  m.def("set_avx512(bool enable) -> bool", &set_avx512);  // for tests; returns whether it is now on
   m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor Bt, Tensor Ct, Tensor? D, Tensor? z, "
         "Tensor? delta_bias, bool delta_softplus, int[] reverse) -> Tensor[]",
         &backward);
