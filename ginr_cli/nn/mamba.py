@@ -17,6 +17,7 @@ the average as one GEMM: no flipped copies and no per-direction concatenation of
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +76,19 @@ class Mamba(nn.Module):
         return self.out_proj(y.transpose(1, 2))
 
 
+class FusedWeights(NamedTuple):
+    """Both directions' weights side by side, as BiMamba.forward uses them."""
+
+    w_in: Tensor  # (4e, d)
+    conv_w: Tensor  # (2e, k)
+    conv_b: Tensor  # (2e,)
+    w_dt: Tensor  # (2e, 2r), block-diagonal
+    dt_bias: Tensor  # (2e,)
+    A: Tensor  # (2e, s)
+    D: Tensor  # (2e,)
+    w_out: Tensor  # (d, 2e)
+
+
 class BiMamba(nn.Module):
     """A forward and a reverse Mamba over the same sequence, outputs averaged; computed fused (see above)."""
 
@@ -83,6 +97,35 @@ class BiMamba(nn.Module):
         self.forward_mamba = Mamba(cfg)
         self.reverse_mamba = Mamba(cfg)
         self.backend = cfg.scan_backend
+        self._fused: tuple[list, FusedWeights] | None = None  # (parameter versions, weights), see fused()
+
+    def fused(self) -> FusedWeights:
+        """The two Mambas' weights in the fused layout. While gradients are on they are rebuilt on every call
+        (autograd must see the ops); at inference they are kept until a parameter changes (an in-place update
+        moves its version counter, a replaced one its storage): about 1 ms a block at d=256."""
+        params = list(self.parameters())
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        key = [(p, p.data_ptr(), p._version) for p in params]  # holding p keeps its identity unique
+        if not grad and self._fused is not None and _same(self._fused[0], key):
+            return self._fused[1]
+        fwd, rev = self.forward_mamba, self.reverse_mamba
+        e = fwd.d_inner
+        weights = FusedWeights(
+            # rows x_fwd, x_rev, z_fwd, z_rev
+            w_in=torch.cat(
+                [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
+            ),
+            conv_w=torch.cat([fwd.conv.weight[:, 0], rev.conv.weight[:, 0]]),
+            conv_b=torch.cat([fwd.conv.bias, rev.conv.bias]),
+            w_dt=torch.block_diag(fwd.dt_proj.weight, rev.dt_proj.weight),  # (2e, 2r)
+            dt_bias=torch.cat([fwd.dt_proj.bias, rev.dt_proj.bias]).float(),
+            A=-torch.exp(torch.cat([fwd.A_log, rev.A_log]).float()),  # (2e, s)
+            D=torch.cat([fwd.D, rev.D]).float(),
+            # both out_projs and the average: (W_fwd y_fwd + W_rev y_rev) / 2
+            w_out=torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5,  # (d, 2e)
+        )
+        self._fused = None if grad else (key, weights)
+        return weights
 
     def forward(self, u: Tensor, workspace: Workspace | None = None) -> Tensor:
         """(b, l, d) -> (b, l, d). At inference, `workspace` lends the big intermediates (see workspace.py);
@@ -90,6 +133,7 @@ class BiMamba(nn.Module):
         fwd, rev = self.forward_mamba, self.reverse_mamba
         b, e, r, s, l = u.shape[0], fwd.d_inner, fwd.dt_rank, fwd.d_state, u.shape[1]
         both = (False, True)  # channel groups: the forward Mamba's, then the reverse one's
+        w = self.fused()
 
         # The C++ conv and scan write into lent buffers too (float32/float64 only); the others make their own.
         compiled = resolve_backend(self.backend, u.device) == "cpp"
@@ -98,41 +142,35 @@ class BiMamba(nn.Module):
         def buffer(name: str, rows: int, used: bool = True) -> Tensor | None:
             return workspace.take(name, (b, rows, l), u) if workspace is not None and used else None
 
-        # Both in_projs as one GEMM, channel-first (W @ u^T): rows x_fwd, x_rev, z_fwd, z_rev.
-        w_in = torch.cat(
-            [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
-        )
-        xz = torch.bmm(w_in.expand(b, -1, -1), u.transpose(1, 2), out=buffer("xz", 4 * e))  # (b, 4e, l)
+        # Both in_projs as one GEMM, channel-first (W @ u^T).
+        xz = torch.bmm(w.w_in.expand(b, -1, -1), u.transpose(1, 2), out=buffer("xz", 4 * e))  # (b, 4e, l)
         # Both convs and SiLUs in one call; the reverse one anti-causal (fused in C++ on the CPU).
         x = conv_silu(
-            xz[:, : 2 * e],
-            torch.cat([fwd.conv.weight[:, 0], rev.conv.weight[:, 0]]),
-            torch.cat([fwd.conv.bias, rev.conv.bias]),
-            both,
-            compiled=compiled,
-            out=buffer("x", 2 * e, writes_out),
+            xz[:, : 2 * e], w.conv_w, w.conv_b, both, compiled=compiled, out=buffer("x", 2 * e, writes_out)
         )  # (b, 2e, l)
         x_fwd, x_rev = x[:, :e], x[:, e:]
         dbc_fwd = torch.bmm(fwd.x_proj.weight.expand(b, -1, -1), x_fwd)  # (b, r + 2s, l)
         dbc_rev = torch.bmm(rev.x_proj.weight.expand(b, -1, -1), x_rev)
         # Both dt_projs as one GEMM with a block-diagonal weight, straight into the (b, 2e, l) layout.
-        w_dt = torch.block_diag(fwd.dt_proj.weight, rev.dt_proj.weight)  # (2e, 2r)
         dt = torch.cat([dbc_fwd[:, :r], dbc_rev[:, :r]], 1)
-        delta = torch.bmm(w_dt.expand(b, -1, -1), dt, out=buffer("delta", 2 * e))
+        delta = torch.bmm(w.w_dt.expand(b, -1, -1), dt, out=buffer("delta", 2 * e))
         y = selective_scan(
             x,
             delta,
-            -torch.exp(torch.cat([fwd.A_log, rev.A_log]).float()),  # (2e, s)
+            w.A,
             torch.stack([dbc_fwd[:, r : r + s], dbc_rev[:, r : r + s]], 1),  # B (b, 2, s, l)
             torch.stack([dbc_fwd[:, r + s :], dbc_rev[:, r + s :]], 1),  # C (b, 2, s, l)
-            torch.cat([fwd.D, rev.D]).float(),
+            w.D,
             xz[:, 2 * e :],  # z
-            torch.cat([fwd.dt_proj.bias, rev.dt_proj.bias]).float(),
+            w.dt_bias,
             delta_softplus=True,
             reverse=both,
             backend=self.backend,
             out=buffer("y", 2 * e, writes_out),
         )  # (b, 2e, l)
-        # Both out_projs and the average as one GEMM: (W_fwd y_fwd + W_rev y_rev) / 2.
-        w_out = torch.cat([fwd.out_proj.weight, rev.out_proj.weight], dim=1) * 0.5  # (d, 2e)
-        return torch.bmm(w_out.expand(b, -1, -1), y).transpose(1, 2)  # (b, l, d), no copy of y
+        return torch.bmm(w.w_out.expand(b, -1, -1), y).transpose(1, 2)  # (b, l, d), no copy of y
+
+
+def _same(a: list, b: list) -> bool:
+    """The same parameters, storage and versions (see BiMamba.fused)."""
+    return len(a) == len(b) and all(x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
