@@ -15,7 +15,7 @@ from ginr_cli.nn.config import EncoderConfig
 from ginr_cli.nn.mamba import BiMamba
 from ginr_cli.nn.workspace import Workspace
 
-MLP_CHUNK = 2048  # tokens per MLP call at inference (see Block.forward)
+MLP_CHUNK = 2048  # tokens per MLP call at inference (see Block._mlp_inference)
 
 
 class Block(nn.Module):
@@ -32,15 +32,25 @@ class Block(nn.Module):
         """(b, l, d) -> (b, l, d); `workspace` at inference only (see workspace.py)."""
         h = self.norm_mixer(x)
         x = x + (self.mixer(h, workspace) if isinstance(self.mixer, BiMamba) else self.mixer(h))
-        if torch.is_grad_enabled() or x.shape[1] <= MLP_CHUNK:
+        if workspace is None:
             return x + self.mlp(self.norm_mlp(x))
-        # Inference on a long sequence: the token-wise MLP a chunk of tokens at a time. Its (b, l, 4d)
-        # hidden tensors would each be fresh memory (64 MB at L=16384, d=256), and first-touch page faults
-        # cost as much as the GELU itself; chunks are reused by the allocator.
+        return self._mlp_inference(x, workspace)
+
+    def _mlp_inference(self, x: Tensor, workspace: Workspace) -> Tensor:
+        """x + mlp(norm(x)), a chunk of tokens at a time, the (tokens, 4d) hidden activations written into one
+        lent buffer and the GELU applied in place. Fresh hidden tensors would be new memory in every block
+        (64 MB at L=16384, d=256) whose first-touch page faults cost as much as the GELU itself."""
+        fc1, fc2 = self.mlp[0], self.mlp[2]
+        b, l, d = x.shape
         out = torch.empty_like(x)
-        for start in range(0, x.shape[1], MLP_CHUNK):
+        for start in range(0, l, MLP_CHUNK):
             part = x[:, start : start + MLP_CHUNK]
-            out[:, start : start + MLP_CHUNK] = part + self.mlp(self.norm_mlp(part))
+            n = b * part.shape[1]
+            hidden = workspace.take("mlp", (n, fc1.out_features), x)
+            torch.addmm(fc1.bias, self.norm_mlp(part).reshape(n, d), fc1.weight.t(), out=hidden)
+            torch.ops.aten.gelu_(hidden)
+            mixed = torch.addmm(fc2.bias, hidden, fc2.weight.t()).view_as(part)
+            out[:, start : start + MLP_CHUNK] = part + mixed
         return out
 
 

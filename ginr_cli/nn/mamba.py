@@ -109,12 +109,9 @@ class BiMamba(nn.Module):
         if not grad and self._fused is not None and _same(self._fused[0], key):
             return self._fused[1]
         fwd, rev = self.forward_mamba, self.reverse_mamba
-        e = fwd.d_inner
+        w_fwd, w_rev = fwd.in_proj.weight.chunk(2), rev.in_proj.weight.chunk(2)  # (x, z) rows each
         weights = FusedWeights(
-            # rows x_fwd, x_rev, z_fwd, z_rev
-            w_in=torch.cat(
-                [fwd.in_proj.weight[:e], rev.in_proj.weight[:e], fwd.in_proj.weight[e:], rev.in_proj.weight[e:]]
-            ),
+            w_in=torch.cat([w_fwd[0], w_rev[0], w_fwd[1], w_rev[1]]),  # rows x_fwd, x_rev, z_fwd, z_rev
             conv_w=torch.cat([fwd.conv.weight[:, 0], rev.conv.weight[:, 0]]),
             conv_b=torch.cat([fwd.conv.bias, rev.conv.bias]),
             w_dt=torch.block_diag(fwd.dt_proj.weight, rev.dt_proj.weight),  # (2e, 2r)

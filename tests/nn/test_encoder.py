@@ -21,7 +21,7 @@ def test_chunked_mlp_at_inference_equals_the_whole_sequence(monkeypatch, mixer):
     monkeypatch.setattr(encoder, "MLP_CHUNK", 8)  # 21 tokens: chunks of 8, 8 and 5
     sizes = []
     for block in model.blocks:
-        block.mlp.register_forward_hook(lambda _, args, out: sizes.append(args[0].shape[1]))
+        block.norm_mlp.register_forward_hook(lambda _, args, out: sizes.append(args[0].shape[1]))
     with torch.inference_mode():
         chunked = model(x)
     assert sizes == [8, 8, 5] * 2

@@ -87,7 +87,7 @@ def test_state_sizes(s):
 def float_forward(request):
     """The float32 forward as this CPU runs it, and with its AVX-512 path turned off (the path of CPUs
     without AVX-512: the same loop with a portable exp2)."""
-    torch.ops.ginr_scan.set_avx512(request.param == "native")  # "native" turns it on only where the CPU has it
+    torch.ops.ginr_scan.set_avx512(request.param == "native")  # on only where the CPU has AVX-512
     yield request.param
     torch.ops.ginr_scan.set_avx512(True)
 
