@@ -146,30 +146,24 @@ struct Exp2Portable {
 
 GINR_INLINE double exp2_decay(double t) { return fast_exp(t * 0.69314718055994531); }  // not the hot path
 
-// log(1 + y) for y in [0, 1], branch-free (Cephes logf on [sqrt(1/2), sqrt(2)], then Goldberg's correction
-// for the rounding of 1 + y).
+// log(1 + y) for y in [0, 1]: y P(y), P a degree-8 minimax fit of log(1 + y) / y (relative error 3e-8
+// before rounding, about 2 ulp after). No division and no range reduction, so loops calling it vectorise to
+// plain FMAs.
 GINR_INLINE float log1p_unit(float y) {
-  const float w = 1.0f + y;
-  const bool big = w > 1.41421356f;
-  const float f = (big ? 0.5f * w : w) - 1.0f;
-  const float ef = big ? 1.0f : 0.0f;
-  const float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  float lg = f * z * p + ef * -2.12194440e-4f - 0.5f * z;
-  lg = f + lg + ef * 0.693359375f;
-  const float d = w - 1.0f;
-  return d == 0.0f ? y : lg * (y / d);
+  float p = 5.2323834971e-3f;
+  p = p * y - 2.9504854232e-2f;
+  p = p * y + 7.8226990998e-2f;
+  p = p * y - 1.3663505018e-1f;
+  p = p * y + 1.9106228650e-1f;
+  p = p * y - 2.4843071401e-1f;
+  p = p * y + 3.3319112659e-1f;
+  p = p * y - 4.9999493361e-1f;
+  p = p * y + 9.9999994040e-1f;
+  return y * p;
 }
 
-// softplus as torch computes it (beta 1, threshold 20): x above 20, log(1 + exp(x)) below.
+// softplus as torch computes it (beta 1, threshold 20): x above 20, log(1 + exp(x)) below, here
+// max(x, 0) + log1p(exp(-|x|)). NaN kept.
 GINR_INLINE float softplus(float x) {
   const float tail = log1p_unit(fast_exp(-std::fabs(x)));
   return x > 20.0f ? x : (x > 0.0f ? x : 0.0f) + tail;
