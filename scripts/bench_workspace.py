@@ -1,7 +1,8 @@
 """Benchmark: the Mamba encoder at inference with and without its workspace (`ginr_cli/nn/workspace.py`).
 
 One process, one encoder; the two modes take turns, so a slow spell of the machine hits both alike. Without
-the workspace every block allocates its big intermediates afresh (what the encoder did before).
+the workspace every block allocates its big intermediates afresh, and its MLP runs over the whole sequence
+at once into fresh hidden tensors (as in training).
 
     python scripts/bench_workspace.py                      # d=256, depth 6, batch 1, L = 4096 and 16384
     python scripts/bench_workspace.py --json               # last line: {"results": [...]}
