@@ -84,9 +84,9 @@ def test_state_sizes(s):
 
 
 @pytest.fixture(params=["native", "portable"])
-def float_forward(request):
-    """The float32 forward as this CPU runs it, and with its AVX-512 path turned off (the path of CPUs
-    without AVX-512: the same loop with a portable exp2)."""
+def float_paths(request):
+    """The float32 kernels as this CPU runs them, and with their AVX-512 versions turned off (what CPUs
+    without AVX-512 run: the same loops with a portable exp2), forward and backward."""
     torch.ops.ginr_scan.set_avx512(request.param == "native")  # on only where the CPU has AVX-512
     yield request.param
     torch.ops.ginr_scan.set_avx512(True)
@@ -94,7 +94,7 @@ def float_forward(request):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("s", [3, 8, 16])  # all padded to 16 states
-def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s, float_forward):
+def test_groups_reversed_over_many_chunks_and_a_partial_channel_block(dtype, s, float_paths):
     """2 x 20 channels: each group is one block of 16 lanes and one of 4; 700 steps cross the float
     forward's 64-step chunks, backwards in the second group."""
     inputs = make_inputs(1, 40, s, 700, dtype)
@@ -136,7 +136,7 @@ def test_portable_and_avx512_forwards_agree():
     torch.testing.assert_close(native, portable, rtol=1e-6, atol=1e-6)
 
 
-def test_float_forward_keeps_nan_and_underflows_decays_to_zero(float_forward):
+def test_float_paths_keeps_nan_and_underflows_decays_to_zero(float_paths):
     """A NaN step poisons its row from there on, as in the reference; steps so long that exp(dt A) underflows
     give decays of 0, not NaN (the state restarts from dt B u)."""
     inputs = make_inputs(1, 20, 16, 40, torch.float32)

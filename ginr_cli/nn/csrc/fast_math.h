@@ -43,6 +43,12 @@ template <>
 struct IntOf<f32x16> {
   using type = i32x16;
 };
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+template <>
+struct IntOf<f32x8> {
+  using type = i32x8;
+};
 
 template <typename F>
 GINR_INLINE F splat(float c) {
@@ -140,8 +146,15 @@ struct Exp2Avx512 {
 };
 #endif
 
+// exp2_decay on the two 32-byte halves: GCC 12 turns the comparisons of its clamps on 64-byte vectors into 16
+// scalar ones where the CPU has no 64-byte registers (AVX2: 5x slower), not those of 32-byte vectors. For
+// CPUs without AVX-512 (with it, Exp2Avx512 runs).
 struct Exp2Portable {
-  GINR_INLINE f32x16 operator()(f32x16 t) const { return exp2_decay(t); }
+  GINR_INLINE f32x16 operator()(f32x16 t) const {
+    const f32x8 lo = exp2_decay(__builtin_shufflevector(t, t, 0, 1, 2, 3, 4, 5, 6, 7));
+    const f32x8 hi = exp2_decay(__builtin_shufflevector(t, t, 8, 9, 10, 11, 12, 13, 14, 15));
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
 };
 
 GINR_INLINE double exp2_decay(double t) { return fast_exp(t * 0.69314718055994531); }  // not the hot path

@@ -11,9 +11,9 @@
 // to a multiple of 16.
 //
 // The float32 forward with 16 states (the default) takes 16 channels per vector, one per lane, each state in
-// a register of its own (forward_block): no sum across lanes per step, and on CPUs with AVX-512 the decays'
-// exp2 uses the hardware's rounding and scaling. Everything else goes one row (batch, channel) at a time,
-// vectorised over the state dimension.
+// a register of its own (forward_block): no sum across lanes per step. Everything else goes one row (batch,
+// channel) at a time, vectorised over the state dimension. On CPUs with AVX-512 the decays' exp2 uses the
+// hardware's rounding and scaling (the *_avx512 entry points), elsewhere Exp2Portable.
 // Backward recomputes the states of the row into a per-thread (l, p) buffer, then walks back in time:
 // nothing of size b * e * l * s is kept between forward and backward (recomputing costs about one forward;
 // keeping the states would write and re-read 8 * b * e * l * p bytes instead). dB and dC sum over channels,
@@ -152,12 +152,12 @@ struct Scan {
 
   // y (l) = <h_t, C_t> + D u_t of row i; with kKeep also the states h_t and decays exp(dt_t A), each (l, p),
   // in step order (step k is time l - 1 - k in a reversed group). kP: p as a compile-time constant, or 0.
-  template <int64_t kP, bool kKeep>
+  template <int64_t kP, bool kKeep, typename Exp2 = Exp2Portable>
   GINR_INLINE void recur(int64_t i, const T* __restrict dt, T* __restrict y, T* __restrict h, T* __restrict hs,
                          T* __restrict decays) const {
     if constexpr (std::is_same_v<T, float> && kP == 16) {
-      if (reversed(i % e)) recur_f32x16<kKeep, true>(i, dt, y, hs, decays);
-      else recur_f32x16<kKeep, false>(i, dt, y, hs, decays);
+      if (reversed(i % e)) recur_f32x16<kKeep, true, Exp2>(i, dt, y, hs, decays);
+      else recur_f32x16<kKeep, false, Exp2>(i, dt, y, hs, decays);
     } else {
       if (reversed(i % e)) recur_in<kP, kKeep, true>(i, dt, y, h, hs, decays);
       else recur_in<kP, kKeep, false>(i, dt, y, h, hs, decays);
@@ -166,7 +166,7 @@ struct Scan {
 
   // The same recurrence for float and p = 16 (the default state size), written on f32x16: the state stays in
   // one register, with no stack round trip for the sum and no aliasing checks per step.
-  template <bool kKeep, bool kReverse>
+  template <bool kKeep, bool kReverse, typename Exp2>
   GINR_INLINE void recur_f32x16(int64_t i, const float* __restrict dt, float* __restrict y, float* __restrict hs,
                                 float* __restrict decays) const {
     const int64_t ei = i % e;
@@ -178,7 +178,7 @@ struct Scan {
     for (int64_t k = 0; k < l; ++k) {
       const int64_t t = kReverse ? l - 1 - k : k;
       const float d = dt[t];
-      const f32x16 decay = exp2_decay(d * a);
+      const f32x16 decay = Exp2()(d * a);
       h = decay * h + (d * ui[t]) * load16(Bb + t * 16);
       y[t] = lane_sum(h * load16(Cb + t * 16));
       if constexpr (kKeep) {
@@ -320,11 +320,25 @@ struct Scan {
   // Gradients of row i: recompute its states, then walk back in time.
   template <int64_t kP>
   GINR_CLONES void backward_row(int64_t i, const T* dout, RowWork<T>& w, const Grads<T>& g) const {
+    backward_row_with<kP, Exp2Portable>(i, dout, w, g);
+  }
+#ifdef GINR_AVX512
+  template <int64_t kP>
+  __attribute__((target("arch=x86-64-v4"), flatten)) void backward_row_avx512(int64_t i, const T* dout,
+                                                                            RowWork<T>& w,
+                                                                            const Grads<T>& g) const {
+    backward_row_with<kP, Exp2Avx512>(i, dout, w, g);
+  }
+#endif
+
+  // (The body of backward_row and backward_row_avx512, which differ in their exp2.)
+  template <int64_t kP, typename Exp2>
+  GINR_INLINE void backward_row_with(int64_t i, const T* dout, RowWork<T>& w, const Grads<T>& g) const {
     constexpr int64_t W = kLanes<T>;
     const int64_t p = kP ? kP : this->p, ei = i % e;
     const bool rev = reversed(ei);
     discretize(i, 0, l, w.dt.data());
-    recur<kP, true>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
+    recur<kP, true, Exp2>(i, w.dt.data(), w.y.data(), w.h.data(), w.hs.data(), w.decays.data());
 
     // Gate: out = y silu(z), so dL/dy = dout silu(z) and dL/dz = dout y silu'(z).
     const T* go = dout + i * l;
@@ -441,8 +455,8 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   if (bias) expect(*bias, {e}, "delta_bias");
 }
 
-// Whether the forward takes forward_block_avx512: where the CPU has AVX-512, unless a test turns it off
-// (set_avx512) to check the portable path.
+// Whether the float kernels take their AVX-512 versions (forward_block_avx512, backward_row_avx512): where the
+// CPU has AVX-512, unless a test turns them off (set_avx512) to check the portable ones.
 #ifdef GINR_AVX512
 std::atomic<bool> use_avx512{__builtin_cpu_supports("avx512f") != 0};
 #else
@@ -531,12 +545,19 @@ std::vector<at::Tensor> backward(const at::Tensor& dout, const at::Tensor& u, co
     const auto s = make_scan<T>(u, delta, A, Bt, Ct, D, z, bias, softplus, reverse);
     const int64_t per_thread = (rows + threads - 1) / threads, size = b * g * l * p;
     at::parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
+      [[maybe_unused]] const bool avx512 = use_avx512;
       RowWork<T> w(l, p, /*backward=*/true);
       for (int64_t th = t0; th < t1; ++th) {
         const Grads<T> grads{du.data_ptr<T>(), ddelta.data_ptr<T>(), dA.data_ptr<T>(), dB.data_ptr<T>() + th * size,
                              dC.data_ptr<T>() + th * size, dD.data_ptr<T>(), z ? dz.data_ptr<T>() : nullptr,
                              dbias.data_ptr<T>()};
         for (int64_t i = th * per_thread; i < std::min(rows, (th + 1) * per_thread); ++i) {
+#ifdef GINR_AVX512
+          if (avx512 && p == kStatePad) {
+            s.template backward_row_avx512<kStatePad>(i, dout.data_ptr<T>(), w, grads);
+            continue;
+          }
+#endif
           if (p == kStatePad) s.template backward_row<kStatePad>(i, dout.data_ptr<T>(), w, grads);
           else s.template backward_row<0>(i, dout.data_ptr<T>(), w, grads);
         }
