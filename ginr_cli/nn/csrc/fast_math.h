@@ -151,9 +151,12 @@ struct Exp2Avx512 {
 // CPUs without AVX-512 (with it, Exp2Avx512 runs).
 struct Exp2Portable {
   GINR_INLINE f32x16 operator()(f32x16 t) const {
-    const f32x8 lo = exp2_decay(__builtin_shufflevector(t, t, 0, 1, 2, 3, 4, 5, 6, 7));
-    const f32x8 hi = exp2_decay(__builtin_shufflevector(t, t, 8, 9, 10, 11, 12, 13, 14, 15));
-    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    f32x8 half[2];
+    std::memcpy(half, &t, sizeof t);  // split and join by copies: GCC joins 32-byte vectors lane by lane
+    half[0] = exp2_decay(half[0]);
+    half[1] = exp2_decay(half[1]);
+    std::memcpy(&t, half, sizeof t);
+    return t;
   }
 };
 
