@@ -102,7 +102,7 @@ class BiMamba(nn.Module):
     def fused(self) -> FusedWeights:
         """The two Mambas' weights in the fused layout. While gradients are on they are rebuilt on every call
         (autograd must see the ops); at inference they are kept until a parameter changes (an in-place update
-        moves its version counter, a replaced one its storage): about 1 ms a block at d=256."""
+        moves its version counter, a replaced one its storage)."""
         params = list(self.parameters())
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         key = [(p, p.data_ptr(), p._version) for p in params]  # holding p keeps its identity unique

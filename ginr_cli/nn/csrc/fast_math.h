@@ -1,5 +1,5 @@
-// Branch-free math for the compiled CPU kernels (scan, conv): exp, exp2, softplus and sigmoid written out so that
-// loops calling them vectorise (a libm call keeps a loop scalar), and the per-CPU clones of the hot loops.
+// Branch-free math for the compiled CPU kernels (scan, conv): exp, exp2, softplus and sigmoid written out so
+// that loops calling them vectorise (a libm call keeps a loop scalar), and the per-CPU clones of the hot loops.
 // Built with plain -O3 (+ -fno-trapping-math, which changes no value), no -ffast-math. GCC or Clang.
 #pragma once
 
@@ -104,7 +104,8 @@ GINR_INLINE F exp2_fraction(F f) {
 // NaN passes both clamps and the polynomial and stays NaN in the final product. 2^f on [-1/2, 1/2] is
 // 1 + f q(f), q a degree-5 minimax fit (relative error 4e-9 before rounding, under 2 ulp after; unbiased, as
 // it must be: a decay off by one ulp in one direction compounds over the steps of a slow decay). 14 vector
-// operations, against about 20 for exp(x) above. F: float or f32x16, lane by lane.
+// operations, against about 20 for exp(x) above. F: float, f32x8 or f32x16, lane by lane (f32x16 only where
+// the CPU has 64-byte registers: see Exp2Portable).
 template <typename F>
 GINR_INLINE F exp2_decay(F t) {
   using I = typename IntOf<F>::type;
@@ -137,7 +138,8 @@ GINR_INLINE double fast_exp(double x) {  // same scheme, Taylor series to r^13 (
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define GINR_AVX512 1
 // exp2_decay with AVX-512's rounding and scaling instructions (vrndscaleps, vscalefps): 10 operations instead
-// of 14, and underflow to 0, overflow to inf and NaN come out as exp2's. Called only where the CPU has them.
+// of 14, and underflow to 0, overflow to inf and NaN come out as exp2's. Called only where the CPU has them
+// (x86-64-v4).
 struct Exp2Avx512 {
   __attribute__((target("avx512f"))) inline f32x16 operator()(f32x16 t) const {
     const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

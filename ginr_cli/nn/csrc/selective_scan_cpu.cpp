@@ -254,7 +254,8 @@ struct Scan {
       std::fill(staged, staged + 16 * kChunk, 0.0f);  // rows past `rows` and steps past n stay 0
       for (int64_t r = 0; r < rows; ++r) discretize(i0 + r, t0, n, staged + r * kChunk);
       for (int64_t k = 0; k < tiles; ++k) transpose16(staged + 16 * k, kChunk, dtT + 256 * k, 16);
-      for (int64_t r = 0; r < rows; ++r) std::memcpy(staged + r * kChunk, u + (i0 + r) * l + t0, n * sizeof(float));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(staged + r * kChunk, u + (i0 + r) * l + t0, n * sizeof(float));
       for (int64_t k = 0; k < tiles; ++k) transpose16(staged + 16 * k, kChunk, uT + 256 * k, 16);
       if (rev) recur_block<true, Exp2>(n, dtT, uT, Bb + t0 * 16, Cb + t0 * 16, aT, dv, h, yT);
       else recur_block<false, Exp2>(n, dtT, uT, Bb + t0 * 16, Cb + t0 * 16, aT, dv, h, yT);
@@ -455,17 +456,21 @@ void check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, co
   if (bias) expect(*bias, {e}, "delta_bias");
 }
 
-// Whether the float kernels take their AVX-512 versions (forward_block_avx512, backward_row_avx512): where the
-// CPU has AVX-512, unless a test turns them off (set_avx512) to check the portable ones.
+// Whether the float kernels take their AVX-512 versions (forward_block_avx512, backward_row_avx512, built for
+// x86-64-v4): where the CPU has that level, unless a test turns them off (set_avx512) to check the portable
+// ones.
 #ifdef GINR_AVX512
-std::atomic<bool> use_avx512{__builtin_cpu_supports("avx512f") != 0};
+std::atomic<bool> use_avx512{[] {
+  __builtin_cpu_init();  // this runs as a static initialiser, maybe before libgcc's own
+  return __builtin_cpu_supports("x86-64-v4") != 0;
+}()};
 #else
 std::atomic<bool> use_avx512{false};
 #endif
 
 bool set_avx512(bool enable) {
 #ifdef GINR_AVX512
-  use_avx512 = enable && __builtin_cpu_supports("avx512f");
+  use_avx512 = enable && __builtin_cpu_supports("x86-64-v4");
 #endif
   return use_avx512;
 }
@@ -473,33 +478,33 @@ bool set_avx512(bool enable) {
 // The forward over every row of a batch of b: in channel blocks where forward_block applies, else by rows.
 template <typename T>
 void run_forward(const Scan<T>& s, int64_t b, T* y) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (s.p == 16) {  // blocks of up to 16 channels, none straddling two groups
-        const int64_t size = s.e / s.groups, blocks = (size + 15) / 16;
-        at::parallel_for(0, b * s.groups * blocks, 1, [&](int64_t begin, int64_t end) {
-          const bool avx512 = use_avx512;
-          for (int64_t j = begin; j < end; ++j) {
-            const int64_t bi = j / (s.groups * blocks), first = j % blocks * 16;
-            const int64_t c0 = j / blocks % s.groups * size + first, rows = std::min<int64_t>(16, size - first);
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.p == 16) {  // blocks of up to 16 channels, none straddling two groups
+      const int64_t size = s.e / s.groups, blocks = (size + 15) / 16;
+      at::parallel_for(0, b * s.groups * blocks, 1, [&](int64_t begin, int64_t end) {
+        const bool avx512 = use_avx512;
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t bi = j / (s.groups * blocks), first = j % blocks * 16;
+          const int64_t c0 = j / blocks % s.groups * size + first, rows = std::min<int64_t>(16, size - first);
 #ifdef GINR_AVX512
-            if (avx512) {
-              s.forward_block_avx512(bi, c0, rows, y);
-              continue;
-            }
-#endif
-            s.forward_block(bi, c0, rows, y);
+          if (avx512) {
+            s.forward_block_avx512(bi, c0, rows, y);
+            continue;
           }
-        });
-        return;
-      }
+#endif
+          s.forward_block(bi, c0, rows, y);
+        }
+      });
+      return;
     }
-    at::parallel_for(0, b * s.e, 1, [&](int64_t begin, int64_t end) {
-      RowWork<T> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
-      for (int64_t i = begin; i < end; ++i) {
-        if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
-        else s.template forward_row<0>(i, w, y + i * s.l);
-      }
-    });
+  }
+  at::parallel_for(0, b * s.e, 1, [&](int64_t begin, int64_t end) {
+    RowWork<T> w(s.l, s.p, /*backward=*/false);  // O(l + p): nothing of size l * s
+    for (int64_t i = begin; i < end; ++i) {
+      if (s.p == kStatePad) s.template forward_row<kStatePad>(i, w, y + i * s.l);
+      else s.template forward_row<0>(i, w, y + i * s.l);
+    }
+  });
 }
 
 // y written into `out`, a contiguous tensor like u (a buffer reused at inference).
