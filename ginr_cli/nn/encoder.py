@@ -42,11 +42,13 @@ class Block(nn.Module):
         (64 MB at L=16384, d=256) whose first-touch page faults cost as much as the GELU itself."""
         fc1, fc2 = self.mlp[0], self.mlp[2]
         b, l, d = x.shape
+        # One buffer for every chunk (a last, short chunk takes its leading rows) and every block.
+        buffer = workspace.take("mlp", (b * min(l, MLP_CHUNK), fc1.out_features), x)
         out = torch.empty_like(x)
         for start in range(0, l, MLP_CHUNK):
             part = x[:, start : start + MLP_CHUNK]
             n = b * part.shape[1]
-            hidden = workspace.take("mlp", (n, fc1.out_features), x)
+            hidden = buffer[:n]
             torch.addmm(fc1.bias, self.norm_mlp(part).reshape(n, d), fc1.weight.t(), out=hidden)
             torch.ops.aten.gelu_(hidden)
             mixed = torch.addmm(fc2.bias, hidden, fc2.weight.t()).view_as(part)

@@ -60,3 +60,26 @@ def test_only_the_compiled_kernels_are_lent_conv_and_scan_buffers(backend):
         mixer(torch.randn(1, 9, 16), ws)
     lent = {"xz", "delta"} | ({"x", "y"} if backend == "cpp" else set())
     assert set(ws._buffers) == lent
+
+
+def test_the_mlp_chunks_of_every_block_share_one_buffer(monkeypatch):
+    """21 tokens in chunks of 8: the short last chunk uses the leading rows of the same buffer, so the
+    workspace allocates it once per forward, not once per chunk shape and block."""
+    torch.manual_seed(0)
+    model = Encoder(EncoderConfig(d_model=16, n_layers=3, d_state=4))
+    monkeypatch.setattr(encoder, "MLP_CHUNK", 8)
+    made = []
+    real_take = Workspace.take
+
+    def take(self, name, shape, like):
+        buf = real_take(self, name, shape, like)
+        if name == "mlp" and all(buf is not other for other in made):
+            made.append(buf)
+        return buf
+
+    monkeypatch.setattr(Workspace, "take", take)
+    x = torch.randn(2, 21, 16)
+    with torch.inference_mode():
+        got = model(x)
+    assert len(made) == 1
+    torch.testing.assert_close(got, model(x).detach())
