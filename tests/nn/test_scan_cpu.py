@@ -136,7 +136,7 @@ def test_portable_and_avx512_forwards_agree():
     torch.testing.assert_close(native, portable, rtol=1e-6, atol=1e-6)
 
 
-def test_float_paths_keeps_nan_and_underflows_decays_to_zero(float_paths):
+def test_float_kernels_keep_nan_and_underflow_decays_to_zero(float_paths):
     """A NaN step poisons its row from there on, as in the reference; steps so long that exp(dt A) underflows
     give decays of 0, not NaN (the state restarts from dt B u)."""
     inputs = make_inputs(1, 20, 16, 40, torch.float32)
