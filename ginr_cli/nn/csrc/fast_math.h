@@ -31,20 +31,16 @@ GINR_INLINE To bit_cast(From x) {
 }
 
 // GCC vectors of one cache line (one AVX-512 register; two or four narrower ones elsewhere): the kernels keep a
-// row's 16 float states in one, so the compiler neither spills them nor versions the loop for aliasing.
+// row's 16 float states in one, so the compiler neither spills them nor versions the loop for aliasing. And
+// half of one (one AVX2 register), where comparisons must not be scalarised (see Exp2Portable).
 typedef float f32x16 __attribute__((vector_size(64)));
-typedef int32_t i32x16 __attribute__((vector_size(64)));
-
-template <typename F>
-struct IntOf {
-  using type = int32_t;
-};
-template <>
-struct IntOf<f32x16> {
-  using type = i32x16;
-};
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
+
+template <typename F>
+struct IntOf {  // the integer lanes of F's width
+  using type = int32_t;
+};
 template <>
 struct IntOf<f32x8> {
   using type = i32x8;
@@ -57,7 +53,6 @@ GINR_INLINE F splat(float c) {
 
 // exp(x) = 2^k exp(r), x = k ln2 + r (Cody-Waite split of ln2), a polynomial for exp(r). This part takes x
 // already clamped and returns exp(r) and k; the callers write 2^k into exponent bits. About 1 ulp (Cephes expf).
-// F: float or f32x16, lane by lane.
 template <typename F, typename I = typename IntOf<F>::type>
 GINR_INLINE F exp_reduced(F xc, I& k) {
   const F magic = splat<F>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer held in the low bits
@@ -104,8 +99,8 @@ GINR_INLINE F exp2_fraction(F f) {
 // NaN passes both clamps and the polynomial and stays NaN in the final product. 2^f on [-1/2, 1/2] is
 // 1 + f q(f), q a degree-5 minimax fit (relative error 4e-9 before rounding, under 2 ulp after; unbiased, as
 // it must be: a decay off by one ulp in one direction compounds over the steps of a slow decay). 14 vector
-// operations, against about 20 for exp(x) above. F: float, f32x8 or f32x16, lane by lane (f32x16 only where
-// the CPU has 64-byte registers: see Exp2Portable).
+// operations, against about 20 for exp(x) above. F: float or f32x8, lane by lane (on f32x16 GCC would scalarise
+// the clamps where the CPU has no 64-byte registers: see Exp2Portable).
 template <typename F>
 GINR_INLINE F exp2_decay(F t) {
   using I = typename IntOf<F>::type;
