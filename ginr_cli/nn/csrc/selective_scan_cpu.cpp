@@ -235,7 +235,7 @@ struct Scan {
   // (The body of forward_block and forward_block_avx512 below, which differ in their exp2.)
   template <typename Exp2>
   GINR_INLINE void forward_block_with(int64_t bi, int64_t c0, int64_t rows, float* __restrict out) const {
-    alignas(64) float staged[kLanes<float> * kChunk];  // rows x steps of one chunk
+    alignas(64) float staged[16 * kChunk];  // rows x steps of one chunk
     alignas(64) float dtT[kChunk * 16], uT[kChunk * 16], yT[kChunk * 16];  // steps x lanes
     alignas(64) float aT[16 * 16] = {};  // states x lanes: A log2(e)
     f32x16 h[16] = {}, dv = {};
