@@ -42,6 +42,25 @@ def test_the_3d_neighbourhood_holds_what_trilinear_weighs():
     torch.testing.assert_close(mixed, trilinear.view(1, 1, 30).transpose(1, 2))
 
 
+@pytest.mark.parametrize("shape, support", [((4, 3), 4), ((3, 1, 5), 4), ((2, 3, 2), 2), ((1, 1), 4)])
+def test_the_neighbourhood_is_the_clamped_cells_around_each_query(shape, support):
+    """Against a query-by-query lookup, with queries at, near and far past the edges (2.5 grid widths)."""
+    k = len(shape)
+    x = torch.rand(2, 2, *shape, dtype=torch.float64)
+    coords = torch.rand(2, 40, k, dtype=torch.float64) * 5 - 2.5
+    coords[:, :4] = torch.tensor([-1.0, 1.0, -0.999, 0.999], dtype=torch.float64)[:, None]
+    feats = neighbourhood(x, coords, support)
+    n = torch.tensor(shape)
+    for bi in range(2):
+        for qi in range(40):
+            pos = (coords[bi, qi] + 1) / 2 * n - 0.5
+            below = pos.floor()
+            first = below.long() - (support // 2 - 1)
+            steps = [(first[a] + torch.arange(support)).clamp(0, shape[a] - 1) for a in range(k)]
+            cells = x[bi][(slice(None), *torch.meshgrid(*steps, indexing="ij"))]  # (c, s, ..., s)
+            torch.testing.assert_close(feats[bi, qi], torch.cat([cells.flatten(), pos - below]), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", [(12, 13, 11), (1, 5, 3)])
 def test_volumes_interpolate_through_their_samples(shape):
     x = torch.rand(1, 2, *shape, dtype=torch.float64)
