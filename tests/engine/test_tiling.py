@@ -113,3 +113,17 @@ def test_a_plan_holds_short_arrays_of_its_own():
         for axis in share.axes:
             for array in (axis.weights, axis.coords):
                 assert array.base is None and array.size <= 2 * 32 * 2
+
+
+def test_only_the_blending_ramps_are_decoded_twice():
+    """A sample is decoded by two tiles only inside the middle quarter of their overlap, where both weigh
+    it: along an axis of 200 pixels (tiles of 32, overlap 8, so 2 pixels of ramp per seam at scale 1)."""
+    grid = plan_tiles((1, 200), 32, 8)
+    shares = _tile_shares(grid, OutputGrid.full(grid.shape, grid.shape))
+    seams = len(grid) - 1
+    decoded = sum(share.axes[1].hi - share.axes[1].lo for share in shares)
+    assert decoded == 200 + 2 * seams
+    for left, right in zip(shares, shares[1:]):
+        a, b = left.axes[1], right.axes[1]
+        assert a.hi - b.lo == 2  # the shared samples...
+        assert np.all((a.weights[b.lo - a.lo :] > 0) & (a.weights[b.lo - a.lo :] < 1))  # ...each in a ramp
