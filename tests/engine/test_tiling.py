@@ -123,7 +123,7 @@ def test_only_the_blending_ramps_are_decoded_twice():
     seams = len(grid) - 1
     decoded = sum(share.axes[1].hi - share.axes[1].lo for share in shares)
     assert decoded == 200 + 2 * seams
-    for left, right in zip(shares, shares[1:]):
+    for left, right in zip(shares, shares[1:], strict=False):
         a, b = left.axes[1], right.axes[1]
         assert a.hi - b.lo == 2  # the shared samples...
         assert np.all((a.weights[b.lo - a.lo :] > 0) & (a.weights[b.lo - a.lo :] < 1))  # ...each in a ramp

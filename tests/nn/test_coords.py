@@ -3,7 +3,14 @@ import pytest
 import torch
 from scipy import ndimage
 
-from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at, neighbourhood
+from ginr_cli.nn.coords import (
+    _cells_by_index,
+    _cells_by_window,
+    cell_centres,
+    cell_size,
+    interpolate_at,
+    neighbourhood,
+)
 
 
 def cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
@@ -44,21 +51,25 @@ def test_the_3d_neighbourhood_holds_what_trilinear_weighs():
 
 @pytest.mark.parametrize("shape, support", [((4, 3), 4), ((3, 1, 5), 4), ((2, 3, 2), 2), ((1, 1), 4)])
 def test_the_neighbourhood_is_the_clamped_cells_around_each_query(shape, support):
-    """Against a query-by-query lookup, with queries at, near and far past the edges (2.5 grid widths)."""
+    """Against a query-by-query lookup, with queries at, near and far past the edges (2.5 grid widths):
+    neighbourhood, and both ways it has to find the cells (it picks one by the number of queries)."""
     k = len(shape)
     x = torch.rand(2, 2, *shape, dtype=torch.float64)
     coords = torch.rand(2, 40, k, dtype=torch.float64) * 5 - 2.5
     coords[:, :4] = torch.tensor([-1.0, 1.0, -0.999, 0.999], dtype=torch.float64)[:, None]
     feats = neighbourhood(x, coords, support)
-    n = torch.tensor(shape)
+    pos = (coords + 1) / 2 * torch.tensor(shape) - 0.5
+    first = pos.floor().long() - (support // 2 - 1)
+    by_index, by_window = (lookup(x, first, support) for lookup in (_cells_by_index, _cells_by_window))
     for bi in range(2):
         for qi in range(40):
-            pos = (coords[bi, qi] + 1) / 2 * n - 0.5
-            below = pos.floor()
-            first = below.long() - (support // 2 - 1)
-            steps = [(first[a] + torch.arange(support)).clamp(0, shape[a] - 1) for a in range(k)]
-            cells = x[bi][(slice(None), *torch.meshgrid(*steps, indexing="ij"))]  # (c, s, ..., s)
-            torch.testing.assert_close(feats[bi, qi], torch.cat([cells.flatten(), pos - below]), rtol=0, atol=0)
+            steps = [(first[bi, qi, a] + torch.arange(support)).clamp(0, shape[a] - 1) for a in range(k)]
+            cells = x[bi][(slice(None), *torch.meshgrid(*steps, indexing="ij"))].flatten()  # c-major
+            offset = pos[bi, qi] - pos[bi, qi].floor()
+            exact = dict(rtol=0, atol=0)
+            torch.testing.assert_close(feats[bi, qi], torch.cat([cells, offset]), **exact)
+            torch.testing.assert_close(by_index[bi, qi], cells, **exact)
+            torch.testing.assert_close(by_window[bi, qi], cells, **exact)
 
 
 @pytest.mark.parametrize("shape", [(12, 13, 11), (1, 5, 3)])
