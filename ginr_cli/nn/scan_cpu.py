@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,10 @@ EXTENSION = "ginr_selective_scan_cpu"
 CFLAGS = ["-O3", "-fno-trapping-math", "-fopenmp"]
 LDFLAGS = ["-fopenmp"]
 STATE_LANES = 16  # the kernel's state width: one cache line of float32
+# torch's builder marks a build in progress with a lock file in the build folder, which other processes wait
+# for without end. A build killed midway (a scheduler's SIGTERM, a power cut) leaves it behind, and every
+# later process would hang, idle. A build takes about a minute: a lock this old is taken for stale.
+STALE_LOCK_S = 300.0
 
 _lock = threading.Lock()
 _ready: bool | None = None
@@ -65,8 +70,6 @@ def ready() -> bool:
 
 
 def _load() -> bool:
-    import warnings
-
     if not can_build():
         warnings.warn(
             "the compiled CPU scan is unavailable (no C++ compiler or ninja found); using the pure-PyTorch "
@@ -75,10 +78,11 @@ def _load() -> bool:
             stacklevel=3,
         )
         return False
-    from torch.utils.cpp_extension import load
+    from torch.utils.cpp_extension import _get_build_directory, load
 
     start = time.perf_counter()
     try:
+        wait_for_build_lock(Path(_get_build_directory(EXTENSION, verbose=False)) / "lock")
         load(
             name=EXTENSION,
             sources=[str(s) for s in SOURCES],
@@ -99,6 +103,26 @@ def _load() -> bool:
         return False
     log.info("loaded the compiled CPU scan in %.1f s", time.perf_counter() - start)
     return True
+
+
+def wait_for_build_lock(lock: Path, stale_s: float = STALE_LOCK_S, poll_s: float = 0.5) -> None:
+    """Wait while another process builds the extension (its lock file exists), until the lock is `stale_s`
+    old; then remove it, with a warning, so that this process builds instead of hanging."""
+    warned = False
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if age >= stale_s:
+            message = f"removing {lock}, left by an interrupted build of the compiled CPU scan"
+            warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the caller of ready()
+            lock.unlink(missing_ok=True)
+            return
+        if not warned:
+            log.warning("waiting for another process building the compiled CPU scan (%s)", lock)
+            warned = True
+        time.sleep(poll_s)
 
 
 class _SelectiveScanCpu(torch.autograd.Function):

@@ -1,5 +1,8 @@
 """The compiled CPU scan is held to the sequential reference, forward and every gradient."""
 
+import os
+import threading
+import time
 import warnings
 
 import pytest
@@ -224,3 +227,32 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch):
     assert len(caught) == 1 and "pure-PyTorch scan" in str(caught[0].message)
     with pytest.raises(RuntimeError, match="backend='torch'"):
         selective_scan_cpu(**make_inputs(1, 2, 2, 3))
+
+
+def test_a_build_lock_left_by_a_killed_build_is_removed_not_waited_for_forever(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    old = time.time() - scan_cpu.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="interrupted build"):
+        scan_cpu.wait_for_build_lock(lock)
+    assert not lock.exists()
+
+
+def test_a_live_build_is_waited_for_and_its_lock_left_alone(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    threading.Timer(0.3, lock.unlink).start()  # the other process finishes its build
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stale-lock warning
+        scan_cpu.wait_for_build_lock(lock, poll_s=0.05)
+    assert time.perf_counter() - start >= 0.3
+
+
+def test_a_lock_that_outlives_any_build_is_taken_for_stale(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    with pytest.warns(RuntimeWarning, match="interrupted build"):
+        scan_cpu.wait_for_build_lock(lock, stale_s=0.2, poll_s=0.05)
+    assert not lock.exists()
