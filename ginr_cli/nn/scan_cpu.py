@@ -82,7 +82,10 @@ def _load() -> bool:
 
     start = time.perf_counter()
     try:
-        wait_for_build_lock(Path(_get_build_directory(EXTENSION, verbose=False)) / "lock")
+        folder = Path(_get_build_directory(EXTENSION, verbose=False))
+        wait_for_build_lock(folder / "lock")
+        if needs_build(folder):  # else the first run would pause silently for a minute
+            log.warning("compiling ginr's CPU kernels, once (about a minute; cached in %s)", folder)
         load(
             name=EXTENSION,
             sources=[str(s) for s in SOURCES],
@@ -103,6 +106,15 @@ def _load() -> bool:
         return False
     log.info("loaded the compiled CPU scan in %.1f s", time.perf_counter() - start)
     return True
+
+
+def needs_build(folder: Path) -> bool:
+    """Whether loading from the build folder will compile: no library there, or a source newer than it
+    (ninja's rule, headers included)."""
+    built = folder / f"{EXTENSION}.so"
+    if not built.is_file():
+        return True
+    return any(source.stat().st_mtime > built.stat().st_mtime for source in CSRC.iterdir())
 
 
 def wait_for_build_lock(lock: Path, stale_s: float = STALE_LOCK_S, poll_s: float = 0.5) -> None:

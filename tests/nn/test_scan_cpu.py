@@ -256,3 +256,14 @@ def test_a_lock_that_outlives_any_build_is_taken_for_stale(tmp_path):
     with pytest.warns(RuntimeWarning, match="interrupted build"):
         scan_cpu.wait_for_build_lock(lock, stale_s=0.2, poll_s=0.05)
     assert not lock.exists()
+
+
+def test_a_build_is_announced_when_the_library_is_missing_or_older_than_a_source(tmp_path):
+    assert scan_cpu.needs_build(tmp_path)  # nothing built yet
+    built = tmp_path / f"{scan_cpu.EXTENSION}.so"
+    built.touch()
+    os.utime(built, (0, 0))  # older than every source
+    assert scan_cpu.needs_build(tmp_path)
+    later = time.time() + 3600
+    os.utime(built, (later, later))
+    assert not scan_cpu.needs_build(tmp_path)
