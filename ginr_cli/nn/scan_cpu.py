@@ -127,12 +127,12 @@ def wait_for_build_lock(lock: Path, stale_s: float = STALE_LOCK_S, poll_s: float
         except FileNotFoundError:
             return
         if age >= stale_s:
-            message = f"removing {lock}, left by an interrupted build of the compiled CPU scan"
+            message = f"removing {lock}, left by an interrupted build of ginr's CPU kernels"
             warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the caller of ready()
             lock.unlink(missing_ok=True)
             return
         if not warned:
-            log.warning("waiting for another process building the compiled CPU scan (%s)", lock)
+            log.warning("waiting for another process compiling ginr's CPU kernels (%s)", lock)
             warned = True
         time.sleep(poll_s)
 
