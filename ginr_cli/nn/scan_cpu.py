@@ -78,14 +78,11 @@ def _load() -> bool:
             stacklevel=3,
         )
         return False
-    from torch.utils.cpp_extension import _get_build_directory, load
+    from torch.utils.cpp_extension import load
 
     start = time.perf_counter()
     try:
-        folder = Path(_get_build_directory(EXTENSION, verbose=False))
-        wait_for_build_lock(folder / "lock")
-        if needs_build(folder):  # else the first run would pause silently for a minute
-            log.warning("compiling ginr's CPU kernels, once (about a minute; cached in %s)", folder)
+        _prepare_build()
         load(
             name=EXTENSION,
             sources=[str(s) for s in SOURCES],
@@ -108,6 +105,20 @@ def _load() -> bool:
     return True
 
 
+def _prepare_build() -> None:
+    """Before torch's builder runs: wait for (or clear) a build lock, and say when a build is coming, else the
+    first run pauses silently for a minute. Both need the build folder, which only a private torch function
+    names: without it, the builder runs as it is."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+    except ImportError:
+        return
+    folder = Path(_get_build_directory(EXTENSION, verbose=False))
+    wait_for_build_lock(folder / "lock")
+    if needs_build(folder):
+        log.warning("compiling ginr's CPU kernels, once (about a minute; cached in %s)", folder)
+
+
 def needs_build(folder: Path) -> bool:
     """Whether loading from the build folder will compile: no library there, or a source newer than it
     (ninja's rule, headers included)."""
@@ -128,7 +139,7 @@ def wait_for_build_lock(lock: Path, stale_s: float = STALE_LOCK_S, poll_s: float
             return
         if age >= stale_s:
             message = f"removing {lock}, left by an interrupted build of ginr's CPU kernels"
-            warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the caller of ready()
+            warnings.warn(message, RuntimeWarning, stacklevel=5)  # at the caller of ready()
             lock.unlink(missing_ok=True)
             return
         if not warned:
