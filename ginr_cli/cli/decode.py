@@ -125,7 +125,18 @@ def decode(
             plane = (axis, position)
         kept = None if dtype == "keep" else dtype
         return decode_file(
-            net, fp, torch_device, job.src, job.dst, out_shape_of, box, plane, batch, quality, kept
+            net,
+            fp,
+            torch_device,
+            job.src,
+            job.dst,
+            out_shape_of,
+            box,
+            plane,
+            batch,
+            quality,
+            kept,
+            reporter.tiles,
         )
 
     reporter = Reporter(len(jobs), "decode", quiet, verbose, as_json)

@@ -80,6 +80,7 @@ def encode(
             torch.float32 if fp32 else torch.float16,
             check,
             max_pixels,
+            reporter.tiles,
         )
 
     reporter = Reporter(len(jobs), "encode", quiet, verbose=True if not quiet else verbose, as_json=as_json)

@@ -1,5 +1,8 @@
 """Progress for batches: a rich bar (count, rate, ETA) on a terminal, plain lines otherwise, and the
-end-of-run summary with every failure listed. `--json` prints only the summary, as JSON, on stdout."""
+end-of-run summary with every failure listed. `--json` prints only the summary, as JSON, on stdout.
+
+On a terminal a second bar counts the tiles of the file in progress (with its own ETA), shown once a file
+takes more than one batch of tiles: a single large photo or volume can take minutes."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ class Reporter:
     ):
         self.total, self.verb, self.quiet, self.verbose, self.as_json = total, verb, quiet, verbose, as_json
         self.progress = None
+        self.tiles_shown = False
         if not quiet and not as_json and sys.stdout.isatty() and total > 0:
             from rich.progress import (
                 BarColumn,
@@ -38,6 +42,7 @@ class Reporter:
                 TextColumn("{task.fields[name]}"),
             )
             self.task = self.progress.add_task(verb, total=total, rate="", name="")
+            self.tile_task = self.progress.add_task("  tiles", total=None, visible=False, rate="", name="")
             self.progress.start()
         self.elapsed = 0.0
 
@@ -50,10 +55,19 @@ class Reporter:
     def start(self, index: int, job: Job) -> None:
         if self.progress is not None:
             self.progress.update(self.task, name=job.src.name)
+            self.progress.reset(self.tile_task, total=None, visible=False)
+            self.tiles_shown = False
+
+    def tiles(self, done: int, total: int) -> None:
+        """The file in progress has `done` of `total` tiles finished (see tiling.OnTiles)."""
+        if self.progress is not None:
+            self.tiles_shown = self.tiles_shown or done < total
+            self.progress.update(self.tile_task, completed=done, total=total, visible=self.tiles_shown)
 
     def end(self, index: int, outcome: Outcome) -> None:
         self.elapsed += outcome.seconds
         if self.progress is not None:
+            self.progress.update(self.tile_task, visible=False)
             done = index + 1
             self.progress.update(self.task, advance=1, rate=f"{done / max(self.elapsed, 1e-9):.2f} files/s")
         if outcome.status == "failed":

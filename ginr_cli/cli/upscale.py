@@ -146,6 +146,7 @@ def upscale(
                 max_pixels=max_pixels,
                 quality=quality,
                 dtype=None if dtype == "keep" else dtype,
+                on_tiles=reporter.tiles,
             ),
             overwrite,
             reporter.start,

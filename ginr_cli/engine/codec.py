@@ -15,7 +15,7 @@ import torch
 
 from ginr_cli.engine import metrics, normalize, targets
 from ginr_cli.engine.infer import default_grid, encode_tiles, fit_channels, latent_render
-from ginr_cli.engine.tiling import OutputGrid, TileGrid, stitch
+from ginr_cli.engine.tiling import OnTiles, OutputGrid, TileGrid, frame_progress, stitch
 from ginr_cli.errors import GinrError, UsageError
 from ginr_cli.io.latents import LatentFile, load_latent, read_source_metadata, save_latent
 from ginr_cli.nn.ginr import MambaGINR
@@ -98,12 +98,23 @@ def encode_file(
     dtype: torch.dtype = torch.float16,
     check: bool = False,
     max_pixels: int | None = None,
+    on_tiles: OnTiles | None = None,
 ) -> EncodeReport:
     frames, source, norm, raw = _image_source(src, max_pixels) if kind == "image" else _volume_source(src)
     shape = source["shape"]
     grid = default_grid(model, shape, tile)
     latents = torch.stack(
-        [encode_tiles(model, fit_channels(f, model)[0], grid, device, batch) for f in frames]
+        [
+            encode_tiles(
+                model,
+                fit_channels(f, model)[0],
+                grid,
+                device,
+                batch,
+                frame_progress(on_tiles, i, len(frames)),
+            )
+            for i, f in enumerate(frames)
+        ]
     )
     latent = LatentFile(latents, model.cfg.name, fingerprint, source, norm.to_dict(), grid.to_dict())
     save_latent(dst, latent, dtype)
@@ -120,14 +131,21 @@ def encode_file(
 
 
 def render_frames(
-    model: MambaGINR, latent: LatentFile, out: OutputGrid, device, batch: int = 8
+    model: MambaGINR,
+    latent: LatentFile,
+    out: OutputGrid,
+    device,
+    batch: int = 8,
+    on_tiles: OnTiles | None = None,
 ) -> list[np.ndarray]:
     """Each frame of a latent rendered on `out`: (c, *out.shape) in model units."""
     grid = TileGrid.from_dict(latent.tiles)
     frames = []
     for i, latents in enumerate(latent.latents):
         channels = latent.source["channels"] if i == 0 or latent.source["kind"] != "image" else 1
-        values = stitch(grid, out, latent_render(model, latents, grid, device), model.cfg.out_channels, batch)
+        render = latent_render(model, latents, grid, device)
+        progress = frame_progress(on_tiles, i, len(latent.latents))
+        values = stitch(grid, out, render, model.cfg.out_channels, batch, on_tiles=progress)
         if channels != model.cfg.out_channels:  # gray through a colour model: average back
             values = values.mean(axis=-1, keepdims=True)
         frames.append(np.moveaxis(values, -1, 0))
@@ -187,6 +205,7 @@ def decode_file(
     batch: int = 8,
     quality: int | None = None,
     dtype: str | None = None,
+    on_tiles: OnTiles | None = None,
 ) -> str:
     """Render the latent `src` to `dst`. `out_shape_of(source metadata) -> output shape` applies the user's
     scale, size or spacing; `roi` (per axis (lo, hi) in source pixels) limits the render to a box and
@@ -200,7 +219,7 @@ def decode_file(
     label = f"{out.shape[1]}x{out.shape[0]}" if source["kind"] == "image" else "x".join(map(str, out.shape))
     targets.check_output_fits(out.shape, channels, label)
     norm = normalize.Normalization.from_dict(latent.normalization)
-    frames = [norm.invert(f) for f in render_frames(model, latent, out, device, batch)]
+    frames = [norm.invert(f) for f in render_frames(model, latent, out, device, batch, on_tiles)]
     if source["kind"] == "image":
         _write_image(dst, frames, source, out, quality)
     else:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ginr_cli.engine.tiling import OutputGrid, Render, TileGrid, plan_tiles, stitch
+from ginr_cli.engine.tiling import OnTiles, OutputGrid, Render, TileGrid, plan_tiles, stitch
 from ginr_cli.errors import UsageError
 from ginr_cli.nn.ginr import MambaGINR
 
@@ -95,7 +95,12 @@ def latent_render(model: MambaGINR, latents: torch.Tensor, grid: TileGrid, devic
 
 
 def encode_tiles(
-    model: MambaGINR, source: np.ndarray, grid: TileGrid, device: torch.device, batch: int = 8
+    model: MambaGINR,
+    source: np.ndarray,
+    grid: TileGrid,
+    device: torch.device,
+    batch: int = 8,
+    on_tiles: OnTiles | None = None,
 ) -> torch.Tensor:
     """Latents of every tile of `source` (c, *spatial), in the grid's raster order: (tiles, m, d) on CPU."""
     origins = list(grid)
@@ -104,6 +109,8 @@ def encode_tiles(
         for start in range(0, len(origins), batch):
             tiles = np.stack([_crop(source, o, grid) for o in origins[start : start + batch]])
             out.append(model.encode(torch.from_numpy(tiles).to(device)).float().cpu())
+            if on_tiles is not None:
+                on_tiles(start + len(tiles), len(origins))
     return torch.cat(out)
 
 
@@ -115,6 +122,7 @@ def resample(
     grid: TileGrid | None = None,
     batch: int = 8,
     sink: Callable[[int, np.ndarray], None] | None = None,
+    on_tiles: OnTiles | None = None,
 ) -> np.ndarray | None:
     """Render `out` from `source` (c, *spatial, model units) with the model, tile by tile.
 
@@ -124,6 +132,6 @@ def resample(
     grid = grid or default_grid(model, source.shape[1:])
     render = model_render(model, np.ascontiguousarray(fitted, dtype=np.float32), grid, device)
     if sink is None:
-        return back(stitch(grid, out, render, model.cfg.out_channels, batch))
-    stitch(grid, out, render, model.cfg.out_channels, batch, sink=lambda s, v: sink(s, back(v)))
+        return back(stitch(grid, out, render, model.cfg.out_channels, batch, on_tiles=on_tiles))
+    stitch(grid, out, render, model.cfg.out_channels, batch, lambda s, v: sink(s, back(v)), on_tiles)
     return None

@@ -28,6 +28,8 @@ Origin = tuple[int, ...]
 # render(origins, coords, cells) -> values: for a batch of tiles, each tile's query points in its own
 # [-1, 1] frame (q_i, k) and cell size (k,), return the decoded values (q_i, c) as float32 arrays.
 Render = Callable[[list[Origin], list[np.ndarray], np.ndarray], list[np.ndarray]]
+# on_tiles(done, total): called after each batch of tiles with the tiles finished so far and the total.
+OnTiles = Callable[[int, int], None]
 RAMP = 0.25  # the blending ramp's width, a fraction of the overlap, centred in it (see above)
 
 
@@ -196,10 +198,12 @@ def stitch(
     channels: int,
     batch: int = 8,
     sink: Callable[[int, np.ndarray], None] | None = None,
+    on_tiles: OnTiles | None = None,
 ) -> np.ndarray | None:
     """Decode `out` tile by tile and blend. Finished slabs along axis 0 go to `sink(start, values)` with
     values (rows, *out.shape[1:], c) as soon as no later tile touches them; without a sink the whole
-    output (*out.shape, c) is returned. Only one band of tiles is accumulated at a time.
+    output (*out.shape, c) is returned. Only one band of tiles is accumulated at a time. `on_tiles` counts
+    the tiles that decode any output sample.
     """
     shares = _tile_shares(grid, out)
     cells = np.array([c / t * 2 for c, t in zip(out.cell, grid.tile, strict=True)], dtype=np.float32)
@@ -233,4 +237,13 @@ def stitch(
             k = done - acc_lo
             emit(acc_lo, acc[:k] / np.maximum(wsum[:k], 1e-12)[..., None])
             acc, wsum, acc_lo = acc[k:], wsum[k:], done
+        if on_tiles is not None:
+            on_tiles(start + len(group), len(shares))
     return result
+
+
+def frame_progress(on_tiles: OnTiles | None, frame: int, frames: int) -> OnTiles | None:
+    """`on_tiles` for one of several frames tiled alike: its counts offset so that they run over all."""
+    if on_tiles is None:
+        return None
+    return lambda done, total: on_tiles(frame * total + done, frames * total)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ginr_cli.engine import normalize, targets
 from ginr_cli.engine.infer import default_grid, resample
-from ginr_cli.engine.tiling import OutputGrid
+from ginr_cli.engine.tiling import OnTiles, OutputGrid, frame_progress
 from ginr_cli.errors import GinrError, UsageError
 from ginr_cli.nn.ginr import MambaGINR
 
@@ -81,6 +81,7 @@ def upscale_image(
     batch: int = 8,
     max_pixels: int | None = None,
     quality: int | None = None,
+    on_tiles: OnTiles | None = None,
     **_: object,  # volume options
 ) -> Result:
     from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
@@ -104,7 +105,7 @@ def upscale_image(
         color[start : start + values.shape[0]] = np.clip(normalize.IMAGE.invert(values), 0.0, 1.0)
 
     grid = default_grid(model, hw, tile)
-    resample(model, source, OutputGrid.full(hw, out_hw), device, grid=grid, batch=batch, sink=keep)
+    resample(model, source, OutputGrid.full(hw, out_hw), device, grid, batch, keep, on_tiles)
     del source
     alpha = None if alpha is None else resize_alpha(alpha, out_hw)
     write_image(dst, color, alpha, meta, quality=quality)
@@ -141,7 +142,8 @@ def upscale_volume(
     tile: int | None = None,
     batch: int = 8,
     dtype: str | None = None,
-    **_: object,
+    on_tiles: OnTiles | None = None,
+    **_: object,  # image options
 ) -> Result:
     from ginr_cli.io.volumes import read_volume, write_volume
 
@@ -159,8 +161,10 @@ def upscale_volume(
     norm = normalize.for_volume(volume.data)
     tiles = default_grid(model, shape, tile)
     result = np.empty((volume.data.shape[0], *out.shape), np.float32)
+    frames = volume.data.shape[0]
     for i, frame in enumerate(volume.data):
-        values = resample(model, norm.apply(frame)[None], out, device, grid=tiles, batch=batch)
+        progress = frame_progress(on_tiles, i, frames)
+        values = resample(model, norm.apply(frame)[None], out, device, tiles, batch, on_tiles=progress)
         result[i] = norm.invert(values[..., 0])
     write_volume(dst, result, volume, dtype=dtype, grid=grid)
     return Result(dst, tuple(shape), out.shape)

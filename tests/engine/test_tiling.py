@@ -3,7 +3,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ginr_cli.engine.tiling import OutputGrid, _tile_shares, axis_origins, plan_tiles, stitch
+from ginr_cli.engine.tiling import (
+    OutputGrid,
+    _tile_shares,
+    axis_origins,
+    frame_progress,
+    plan_tiles,
+    stitch,
+)
 
 
 def interpolating_render(source: np.ndarray, grid):
@@ -80,6 +87,30 @@ def test_output_is_the_same_whatever_the_tile_batch_and_streams_in_order():
         np.testing.assert_allclose(np.concatenate([v for _, v in slabs]), reference, atol=1e-6)
     # With small batches the band accumulated at any time is a tile row or two, not the image.
     assert max(v.shape[0] for _, v in slabs) <= 2 * 16 * 120 / 50
+
+
+def test_tile_progress_counts_each_decoded_tile_once_batch_by_batch():
+    source = np.random.default_rng(3).random((50, 45, 1))
+    grid = plan_tiles(source.shape[:2], 16, 6)
+    out = OutputGrid.full(source.shape[:2], (100, 90))
+    rendered, counts = [], []
+
+    def render(origins, coords, cells):
+        rendered.extend(origins)
+        return interpolating_render(source, grid)(origins, coords, cells)
+
+    def count(done, total):
+        counts.append((done, total))
+
+    stitch(grid, out, render, 1, batch=4, on_tiles=count)
+    total = len(rendered)
+    assert total == len(set(rendered)) == len(grid) == 20  # 5x4 tiles, each decodes some output
+    assert counts == [(4, 20), (8, 20), (12, 20), (16, 20), (20, 20)]
+    # Several frames tiled alike count as one run over all of them.
+    counts.clear()
+    for frame in range(3):
+        stitch(grid, out, render, 1, batch=5, on_tiles=frame_progress(count, frame, 3))
+    assert counts == [(20 * frame + done, 60) for frame in range(3) for done in (5, 10, 15, 20)]
 
 
 def test_origins_cover_the_axis_and_end_flush():
