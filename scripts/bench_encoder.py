@@ -9,11 +9,16 @@ and are reported as skipped).
     python scripts/bench_encoder.py --json                # last line: {"results": [...]}
     python scripts/bench_encoder.py --lengths 1024 4096 --backward --plot encoder.png
     python scripts/bench_encoder.py --device cuda --lengths 1024 4096 16384 65536
+    python scripts/bench_encoder.py --lengths 1024 --expand 1 2   # shipped inner width d against Mamba's 2d
+
+Mamba's inner width is `expand * d`. The default, 1, is what EncoderConfig and the shipped models use: a
+BiMamba mixer then holds about 1.5x the weights of an attention mixer of the same width (at 2, 3x).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -23,7 +28,15 @@ import time
 
 
 def measure(
-    mixer: str, length: int, d_model: int, depth: int, backend: str, backward: bool, repeats: int, device: str
+    mixer: str,
+    length: int,
+    d_model: int,
+    depth: int,
+    backend: str,
+    backward: bool,
+    repeats: int,
+    device: str,
+    expand: int | None = None,
 ) -> dict:
     """Runs in the child process: build, warm up, time, and report the peak memory added by the forward."""
     import torch
@@ -34,6 +47,8 @@ def measure(
 
     torch.manual_seed(0)
     cfg = EncoderConfig(d_model=d_model, n_layers=depth, mixer=mixer, scan_backend=backend)
+    if expand is not None:
+        cfg = dataclasses.replace(cfg, expand=expand)
     encoder = Encoder(cfg).to(device)
     x = torch.randn(1, length, d_model, device=device)
     used = resolve_backend(backend, x.device) if mixer == "mamba" else "sdpa"
@@ -68,12 +83,13 @@ def measure(
         "L": length,
         "backend": used,
         "device": str(x.device),
+        "params": sum(p.numel() for p in encoder.parameters()),
         "fwd_s" if not backward else "fwd_bwd_s": statistics.median(times),
         "peak_mb": max(peak_kb - base_kb, 0) / 1024,
     }
 
 
-def run_child(args: argparse.Namespace, mixer: str, length: int) -> dict | None:
+def run_child(args: argparse.Namespace, mixer: str, expand: int | None, length: int) -> dict | None:
     cmd = [
         sys.executable,
         __file__,
@@ -91,6 +107,8 @@ def run_child(args: argparse.Namespace, mixer: str, length: int) -> dict | None:
         "--device",
         args.device,
     ]
+    if expand is not None:
+        cmd += ["--expand", str(expand)]
     if args.backward:
         cmd.append("--backward")
     try:
@@ -112,6 +130,12 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--backend", default="auto", help="scan backend for the Mamba encoder")
+    parser.add_argument(
+        "--expand",
+        type=int,
+        nargs="+",
+        help="Mamba's inner width over d, one Mamba row per value (default: EncoderConfig's, as shipped)",
+    )
     parser.add_argument("--backward", action="store_true", help="time forward + backward instead")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per child process")
@@ -137,35 +161,46 @@ def main() -> None:
                     args.backward,
                     args.repeats,
                     args.device,
+                    args.expand[0] if args.expand else None,
                 )
             )
         )
         return
 
     key = "fwd_bwd_s" if args.backward else "fwd_s"
-    # Rounds take turns over every (L, mixer), so a slow spell of this shared machine hits both mixers
+    from ginr_cli.nn.config import EncoderConfig
+
+    expands = args.expand or [EncoderConfig().expand]
+    # One row per (mixer, expand): each Mamba inner width, and attention (which has none).
+    variants = [(mixer, e) for mixer in args.mixers for e in (expands if mixer == "mamba" else [None])]
+
+    def label(mixer: str, expand: int | None) -> str:
+        return f"{mixer} x{expand}" if expand is not None and len(expands) > 1 else mixer
+
+    # Rounds take turns over every (L, variant), so a slow spell of this shared machine hits every row
     # alike; each cell reports the median over rounds, and the speed-up its spread over rounds.
-    runs: dict[tuple[str, int], list[dict]] = {}
+    runs: dict[tuple[str, int | None, int], list[dict]] = {}
     skipped: list[str] = []
     for _ in range(args.rounds):
         for length in args.lengths:
-            for mixer in args.mixers:
-                if f"{mixer} L={length}" in skipped:
+            for mixer, expand in variants:
+                name = f"{label(mixer, expand)} L={length}"
+                if name in skipped:
                     continue
-                row = run_child(args, mixer, length)
-                (
-                    runs.setdefault((mixer, length), []).append(row)
-                    if row
-                    else skipped.append(f"{mixer} L={length}")
-                )
+                row = run_child(args, mixer, expand, length)
+                if row:
+                    runs.setdefault((mixer, expand, length), []).append(row)
+                else:
+                    skipped.append(name)
     results = []
-    for (mixer, length), rows in runs.items():
-        if f"{mixer} L={length}" in skipped:
+    for (mixer, expand, length), rows in runs.items():
+        if f"{label(mixer, expand)} L={length}" in skipped:
             continue
         times = [r[key] for r in rows]
         results.append(
             {
                 **rows[0],
+                "expand": expand,
                 key: statistics.median(times),
                 "rounds_s": times,
                 "peak_mb": max(r["peak_mb"] for r in rows),
@@ -174,11 +209,14 @@ def main() -> None:
 
     print(
         f"encoder d={args.d_model} depth={args.depth} batch=1 on {args.device}, "
-        f"{'forward+backward' if args.backward else 'forward'}"
+        f"{'forward+backward' if args.backward else 'forward'}, Mamba expand {', '.join(map(str, expands))}"
     )
     print(f"{args.rounds} rounds; time: the median over rounds; speed-up: of the medians (range over rounds)")
-    print(f"{'L':>6} | {'mixer':>9} | {'backend':>7} | {'time s':>8} | {'peak MB':>8} | mamba speed-up")
-    by = {(r["mixer"], r["L"]): r for r in results}
+    print(
+        f"{'L':>6} | {'mixer':>11} | {'backend':>7} | {'params M':>8} | {'time s':>8} | {'peak MB':>8} | "
+        "mamba speed-up"
+    )
+    by = {(r["mixer"], r["L"]): r for r in results if r["mixer"] == "attention"}
     for r in results:
         other = by.get(("attention", r["L"]))
         ratio = ""
@@ -186,7 +224,8 @@ def main() -> None:
             per_round = [a / m for a, m in zip(other["rounds_s"], r["rounds_s"], strict=False)]
             ratio = f"{other[key] / r[key]:.2f}x ({min(per_round):.2f}-{max(per_round):.2f})"
         print(
-            f"{r['L']:>6} | {r['mixer']:>9} | {r['backend']:>7} | {r[key]:>8.3f} | "
+            f"{r['L']:>6} | {label(r['mixer'], r['expand']):>11} | {r['backend']:>7} | "
+            f"{r['params'] / 1e6:>8.2f} | {r[key]:>8.3f} | "
             f"{r['peak_mb']:>8.1f} | {ratio}"
         )
     for name in skipped:
@@ -198,9 +237,9 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        for mixer in args.mixers:
-            rows = [r for r in results if r["mixer"] == mixer]
-            ax.loglog([r["L"] for r in rows], [r[key] for r in rows], "o-", label=mixer)
+        for mixer, expand in variants:
+            rows = [r for r in results if (r["mixer"], r["expand"]) == (mixer, expand)]
+            ax.loglog([r["L"] for r in rows], [r[key] for r in rows], "o-", label=label(mixer, expand))
         ax.set(
             xlabel="sequence length L",
             ylabel=f"{key} (s)",

@@ -35,7 +35,10 @@ class EncoderConfig:
     mixer: Literal["mamba", "attention"] = "mamba"  # attention: the Trans-INR baseline
     d_state: int = 16  # N in the Mamba paper
     d_conv: int = 4
-    expand: int = 2  # d_inner = expand * d_model
+    # d_inner = expand * d_model. 1, not Mamba's 2: each direction has its own in_proj and out_proj, so at 2 a
+    # BiMamba mixer holds 3.3x the weights of an attention mixer of the same width (at 1, 1.7x); see
+    # scripts/bench_encoder.py --expand 1 2 for the time and the model cards for the scores.
+    expand: int = 1
     n_heads: int = 8  # attention mixer only
     mlp_ratio: float = 4.0
     scan_backend: Literal["auto", "reference", "torch", "cpp", "triton", "cuda"] = "auto"

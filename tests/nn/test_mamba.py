@@ -13,13 +13,17 @@ BACKENDS = ["reference", "torch"] + (["cpp"] if "cpp" in scan.available_backends
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("d_state", [6, 16])
-def test_bimamba_is_the_average_of_a_forward_and_a_reverse_mamba(backend, d_state):
+@pytest.mark.parametrize("expand", [1, 2])
+def test_bimamba_is_the_average_of_a_forward_and_a_reverse_mamba(backend, d_state, expand):
     torch.manual_seed(0)
-    mixer = BiMamba(EncoderConfig(d_model=32, n_layers=1, d_state=d_state, scan_backend=backend)).double()
+    cfg = EncoderConfig(d_model=32, n_layers=1, d_state=d_state, expand=expand, scan_backend=backend)
+    mixer = BiMamba(cfg).double()
     x = torch.randn(2, 19, 32, dtype=torch.float64, requires_grad=True)
     fused = mixer(x)
     plain = (mixer.forward_mamba(x) + mixer.reverse_mamba(x.flip(1)).flip(1)) / 2
     torch.testing.assert_close(fused, plain)
+    with torch.inference_mode():  # the kept fused weights and workspace buffers
+        torch.testing.assert_close(mixer(x.detach()), plain.detach())
     weight = torch.randn_like(fused)
     wrt = [x, *mixer.parameters()]
     for got, want in zip(
