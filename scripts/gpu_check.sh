@@ -32,8 +32,8 @@ step() {  # step NAME COMMAND...: run it, its output into $OUT/NAME.txt, its tim
 step device python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(), torch.version.cuda)"
 step tests python3 -m pytest -q tests/nn/test_scan_triton.py tests/nn/test_scan.py tests/nn/test_mamba.py \
   tests/nn/test_encoder.py
-step encoder python3 scripts/bench_encoder.py --device cuda --lengths 1024 4096 16384 65536 --rounds 1 \
-  --json --plot "$OUT/encoder-gpu.png"
+step encoder python3 scripts/bench_encoder.py --device cuda --lengths 1024 4096 16384 65536 --expand 1 2 \
+  --rounds 1 --json --plot "$OUT/encoder-gpu.png"
 step upscale python3 -m ginr_cli upscale examples/images/cups.jpg "$OUT/upscaled" --scale 4 --device cuda
 step train python3 -m ginr_cli train --data examples/images --out "$OUT/run" --kind image --model tiny-2d \
   --steps 30 --batch 16 --device cuda

@@ -27,6 +27,9 @@ def test_bench_encoder_prints_a_table_and_json():
                 "2",
                 "--backend",
                 "torch",
+                "--expand",
+                "1",
+                "2",
                 "--json",
             ],
             capture_output=True,
@@ -38,11 +41,13 @@ def test_bench_encoder_prints_a_table_and_json():
         .splitlines()
     )
     results = json.loads(out[-1])["results"]
-    assert {(r["mixer"], r["L"]) for r in results} == {
-        (m, n) for m in ("mamba", "attention") for n in (40, 70)
+    assert {(r["mixer"], r["expand"], r["L"]) for r in results} == {
+        (m, e, n) for m, e in (("mamba", 1), ("mamba", 2), ("attention", None)) for n in (40, 70)
     }
     assert all(r["fwd_s"] > 0 and r["peak_mb"] >= 0 and len(r["rounds_s"]) == 2 for r in results)
-    assert any(line.startswith("    70 |     mamba") for line in out)
+    params = {(r["mixer"], r["expand"]): r["params"] for r in results}
+    assert params["mamba", 1] < params["mamba", 2]  # the child built the width it was asked for
+    assert any(line.startswith("    70 |    mamba x2 |") for line in out)
 
 
 def run_script(name: str, *args: str) -> tuple[list[str], dict]:
