@@ -131,6 +131,11 @@ def describe_model(folder: str | Path) -> dict:
         "channels": f"{cfg.in_channels} in, {cfg.out_channels} out",
         "tile": "x".join([str(cfg.input_size)] * cfg.rank),
         "mixer": cfg.encoder.mixer,
+        **(
+            {"inner width x state": f"{cfg.encoder.expand * cfg.encoder.d_model} x {cfg.encoder.d_state}"}
+            if cfg.encoder.mixer == "mamba"
+            else {}
+        ),
         "width x depth": f"{cfg.encoder.d_model} x {cfg.encoder.n_layers}",
         "latent (m x d)": f"{cfg.positions.num_lp} x {cfg.encoder.d_model}",
         "parameters": sum(t.numel() for t in state.values()),

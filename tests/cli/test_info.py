@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 from typer.testing import CliRunner
@@ -17,11 +18,14 @@ def test_help_lists_the_commands():
 
 
 def test_info_describes_a_model_folder(tmp_path):
-    fp = save_model(MambaGINR(tiny_config(3)), tmp_path / "vol")
+    cfg = tiny_config(3)
+    cfg = cfg.replace(encoder=dataclasses.replace(cfg.encoder, expand=2))
+    fp = save_model(MambaGINR(cfg), tmp_path / "vol")
     result = runner.invoke(app, ["info", str(tmp_path / "vol"), "--json"])
     assert result.exit_code == 0, result.output
     facts = json.loads(result.stdout)
     assert facts["kind"] == "volume" and facts["fingerprint"] == fp and facts["tile"] == "8x8x8"
+    assert facts["inner width x state"] == f"{2 * cfg.encoder.d_model} x {cfg.encoder.d_state}"
     table = runner.invoke(app, ["info", str(tmp_path / "vol")])
     assert table.exit_code == 0 and fp in table.output
 
