@@ -18,7 +18,6 @@ BiMamba mixer then holds 1.7x the weights of an attention mixer of the same widt
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import statistics
@@ -46,9 +45,8 @@ def measure(
     from ginr_cli.nn.scan import resolve_backend
 
     torch.manual_seed(0)
-    cfg = EncoderConfig(d_model=d_model, n_layers=depth, mixer=mixer, scan_backend=backend)
-    if expand is not None:
-        cfg = dataclasses.replace(cfg, expand=expand)
+    widths = {} if expand is None else {"expand": expand}
+    cfg = EncoderConfig(d_model=d_model, n_layers=depth, mixer=mixer, scan_backend=backend, **widths)
     encoder = Encoder(cfg).to(device)
     x = torch.randn(1, length, d_model, device=device)
     used = resolve_backend(backend, x.device) if mixer == "mamba" else "sdpa"
@@ -83,6 +81,7 @@ def measure(
         "L": length,
         "backend": used,
         "device": str(x.device),
+        "expand": cfg.expand if mixer == "mamba" else None,
         "params": sum(p.numel() for p in encoder.parameters()),
         "fwd_s" if not backward else "fwd_bwd_s": statistics.median(times),
         "peak_mb": max(peak_kb - base_kb, 0) / 1024,
@@ -200,7 +199,6 @@ def main() -> None:
         results.append(
             {
                 **rows[0],
-                "expand": expand,
                 key: statistics.median(times),
                 "rounds_s": times,
                 "peak_mb": max(r["peak_mb"] for r in rows),
@@ -216,9 +214,9 @@ def main() -> None:
         f"{'L':>6} | {'mixer':>11} | {'backend':>7} | {'params M':>8} | {'time s':>8} | {'peak MB':>8} | "
         "mamba speed-up"
     )
-    by = {(r["mixer"], r["L"]): r for r in results if r["mixer"] == "attention"}
+    attention = {r["L"]: r for r in results if r["mixer"] == "attention"}
     for r in results:
-        other = by.get(("attention", r["L"]))
+        other = attention.get(r["L"])
         ratio = ""
         if r["mixer"] == "mamba" and other:
             per_round = [a / m for a, m in zip(other["rounds_s"], r["rounds_s"], strict=False)]
