@@ -45,12 +45,12 @@ def make_input(size: int, folder: Path) -> Path:
     return path
 
 
-def ginr_case(model, src: Path, dst: Path, scale: int):
+def ginr_case(model, device: torch.device, src: Path, dst: Path, scale: int, batch: int):
     from ginr_cli.engine.upscale import Target, upscale_image
 
     def run():
         with torch.inference_mode():
-            upscale_image(model, torch.device("cpu"), src, dst, Target(scale=(float(scale),)))
+            upscale_image(model, device, src, dst, Target(scale=(float(scale),)), batch=batch)
 
     return run
 
@@ -64,13 +64,13 @@ def pil_case(src: Path, dst: Path, scale: int):
     return run
 
 
-def liif_case(model: LIIF, src: Path, dst: Path, scale: int, chunk: int):
+def liif_case(model: LIIF, device: torch.device, src: Path, dst: Path, scale: int, chunk: int):
     def run():
         with Image.open(src) as im:
             x = torch.from_numpy(np.asarray(im.convert("RGB"), np.float32) / 255).permute(2, 0, 1)[None]
         h, w = x.shape[2:]
-        y = liif_upscale(model, x, (h * scale, w * scale), chunk)  # (1, 3, H, W)
-        rgb = (y[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        y = liif_upscale(model, x.to(device), (h * scale, w * scale), chunk)  # (1, 3, H, W)
+        rgb = (y[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         Image.fromarray(rgb).save(dst)
 
     return run
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=30000, help="LIIF peer: query points decoded at once")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where ginr and the peer run")
+    parser.add_argument("--batch", type=int, default=8, help="ginr: tiles encoded and decoded together")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--plot", help="write a PNG bar chart of output MP/s (needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
@@ -100,11 +102,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
 
+    device = torch.device(args.device)
     model, which = ginr_model("image", args.model)
+    model = model.to(device)
     torch.manual_seed(0)
-    peer = LIIF().eval()
+    peer = LIIF().eval().to(device)
     peak_n = 512 if args.quick else 2048
-    peak = matmul_peak(peak_n)
+    peak = matmul_peak(peak_n, device=device)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -114,11 +118,11 @@ def main() -> None:
             for method in args.methods:
                 dst = folder / f"{method}_x{scale}.{args.ext}"
                 if method == "ginr":
-                    cases[method] = ginr_case(model, src, dst, scale)
+                    cases[method] = ginr_case(model, device, src, dst, scale, args.batch)
                 elif method == "pil-bicubic":
                     cases[method] = pil_case(src, dst, scale)
                 elif method == "liif-peer":
-                    cases[method] = liif_case(peer, src, dst, scale, args.chunk)
+                    cases[method] = liif_case(peer, device, src, dst, scale, args.chunk)
                 else:
                     raise SystemExit(f"unknown method {method!r}: ginr, pil-bicubic or liif-peer")
             seconds = side_by_side(cases, args.repeats)
@@ -133,9 +137,10 @@ def main() -> None:
                     row["peak_fraction"] = row["gflops"] / peak
                 results.append(row)
 
-    print(f"upscaling a {args.size}x{args.size} photo, file to file (.{args.ext}), threads {threads}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, threads {threads}"
+    print(f"upscaling a {args.size}x{args.size} photo, file to file (.{args.ext}), {where}")
     print(f"ginr model: {which}")
-    print(f"fp32 matmul peak ({peak_n}^2 torch.mm): {peak:.1f} GFLOP/s")
+    print(f"fp32 matmul peak ({peak_n}^2 torch.mm on {device.type}): {peak:.1f} GFLOP/s")
     print(
         f"{'scale':>5} | {'method':>11} | {'time s':>8} | {'out MP/s':>8} | {'vs peer':>7} | "
         "ginr GFLOP/s (of peak)"
@@ -171,7 +176,16 @@ def main() -> None:
     save_plot(args.plot, draw)
     if args.json:
         print(
-            json.dumps({"model": which, "threads": threads, "matmul_peak_gflops": peak, "results": results})
+            json.dumps(
+                {
+                    "model": which,
+                    "device": where,
+                    "threads": threads,
+                    "batch": args.batch,
+                    "matmul_peak_gflops": peak,
+                    "results": results,
+                }
+            )
         )
 
 

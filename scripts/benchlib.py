@@ -60,15 +60,18 @@ def side_by_side(cases: dict[str, Callable[[], object]], repeats: int) -> dict[s
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matmul rate in GFLOP/s at torch's current thread count: best of `repeats`
-    (n, n) @ (n, n) products, 2 n^3 FLOPs each."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 5, device: torch.device | str = "cpu") -> float:
+    """The fp32 matmul rate of `device` in GFLOP/s (on the CPU at torch's current thread count): best of
+    `repeats` (n, n) @ (n, n) products, 2 n^3 FLOPs each."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 

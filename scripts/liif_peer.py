@@ -103,8 +103,8 @@ class LIIF(nn.Module):
 def liif_upscale(model: LIIF, x: Tensor, out_hw: tuple[int, int], chunk: int = 30000) -> Tensor:
     """Upscale x (1, 3, h, w) in [0, 1] to (1, 3, H, W), decoding `chunk` query points at a time."""
     H, W = out_hw
-    ys = (torch.arange(H, dtype=x.dtype) * 2 + 1) / H - 1
-    xs = (torch.arange(W, dtype=x.dtype) * 2 + 1) / W - 1
+    ys = (torch.arange(H, dtype=x.dtype, device=x.device) * 2 + 1) / H - 1
+    xs = (torch.arange(W, dtype=x.dtype, device=x.device) * 2 + 1) / W - 1
     coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1).view(1, -1, 2)  # (1, q, 2)
     cell = x.new_tensor([2 / H, 2 / W]).expand_as(coords)  # (1, q, 2)
     with torch.inference_mode():

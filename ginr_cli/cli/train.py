@@ -19,7 +19,12 @@ def train(
     ] = "runs/train",
     kind: Annotated[str, typer.Option(help="image or volume.")] = "image",
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Preset for a new model (tiny-2d, base-2d, base-3d).")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Preset for a new model (local-2d, tiny-2d, local-3d, tiny-3d, base-2d, base-3d), or a config .json file.",
+        ),
     ] = "tiny-2d",
     name: Annotated[str | None, typer.Option(help="Name of the new model (default: the preset's).")] = None,
     init_from: Annotated[
@@ -41,6 +46,16 @@ def train(
     validate_every: Annotated[int, typer.Option(min=1)] = 200,
     log_every: Annotated[int, typer.Option(min=1)] = 10,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Processes preparing samples (0: the training process; a GPU wants several)."
+        ),
+    ] = 0,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Minutes: stop there and write the model as if the steps were done."),
+    ] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -83,6 +98,8 @@ def train(
         log_every=log_every,
         resume=resume,
         device=device,
+        workers=workers,
+        time_limit=time_limit,
     )
 
     def show(row: dict) -> None:

@@ -58,14 +58,16 @@ def _crop(source: np.ndarray, origin, grid: TileGrid) -> np.ndarray:
     return source[(slice(None), *(slice(o, o + t) for o, t in zip(origin, grid.tile, strict=True)))]
 
 
-def _decode_each(model, latents, coords, cells, grid, device, tiles=None) -> list[np.ndarray]:
-    """Decode each tile's points; with the tiles themselves, the decoder refines their interpolation."""
+def _decode_each(model, latents, coords, cells, grid, device, tiles=None, field=None) -> list[np.ndarray]:
+    """Decode each tile's points; with the tiles themselves (and their local feature field, where the model
+    has one), the decoder refines their interpolation."""
     cell = torch.from_numpy(cells).to(device)
     values = []
     for i, c in enumerate(coords):
         points = torch.from_numpy(c).to(device)[None]  # (1, q, k)
         base = None if tiles is None else model.base(tiles[i : i + 1], points)  # (1, q, c)
-        out = model.decode(latents[i : i + 1], points, cell, shape=grid.tile, base=base)  # (1, q, c)
+        near = None if field is None else field[i : i + 1]  # (1, *grid, f)
+        out = model.decode(latents[i : i + 1], points, cell, shape=grid.tile, base=base, field=near)
         values.append(out[0].float().cpu().numpy())
     return values
 
@@ -76,8 +78,8 @@ def model_render(model: MambaGINR, source: np.ndarray, grid: TileGrid, device: t
     def render(origins, coords, cells):
         tiles = torch.from_numpy(np.stack([_crop(source, o, grid) for o in origins])).to(device)
         with torch.inference_mode():
-            latents = model.encode(tiles)  # (b, m, d)
-            return _decode_each(model, latents, coords, cells, grid, device, tiles)
+            latents, field = model.encode_with_features(tiles)  # (b, m, d), (b, *grid, f) or None
+            return _decode_each(model, latents, coords, cells, grid, device, tiles, field)
 
     return render
 

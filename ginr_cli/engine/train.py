@@ -36,7 +36,7 @@ from ginr_cli.engine.infer import pick_device
 from ginr_cli.errors import GinrError, UsageError
 from ginr_cli.io.atomic import atomic_path
 from ginr_cli.io.checkpoints import find_model, load_model, save_model
-from ginr_cli.nn.config import preset
+from ginr_cli.nn.config import GINRConfig, preset
 from ginr_cli.nn.ginr import MambaGINR
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,18 @@ class TrainOptions:
     log_every: int = 10
     device: str = "auto"
     resume: bool = False
+    workers: int = 0  # processes preparing samples (0: in the training process)
+    time_limit: float | None = None  # minutes: the run ends there as if its steps were done
 
 
-def learning_rate(step: int, opts: TrainOptions) -> float:
-    """Linear warm-up, then cosine decay to 5% of the peak."""
+def learning_rate(step: int, opts: TrainOptions, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak. Under a time limit the decay follows the
+    steps or the clock, whichever is further on, so a run cut by its limit has still annealed."""
     if step < opts.warmup:
         return opts.lr * (step + 1) / opts.warmup
     progress = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    if opts.time_limit is not None:
+        progress = max(progress, min(1.0, elapsed / max(60 * opts.time_limit, 1e-9)))
     return opts.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -136,11 +141,17 @@ def _build_model(opts: TrainOptions) -> MambaGINR:
     if opts.init_from:
         model, _ = load_model(find_model(opts.init_from))
         return model.train()
-    try:
-        cfg = preset(opts.model)
-        cfg = cfg.replace(name=opts.name) if opts.name else cfg
-    except KeyError as err:
-        raise UsageError(str(err.args[0])) from err
+    if opts.model.endswith(".json"):  # a config file: a preset's fields, changed (see `ginr info`)
+        try:
+            cfg = GINRConfig.from_dict(json.loads(Path(opts.model).read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            raise UsageError(f"cannot use {opts.model} as a model config: {err}") from err
+    else:
+        try:
+            cfg = preset(opts.model)
+        except KeyError as err:
+            raise UsageError(str(err.args[0])) from err
+    cfg = cfg.replace(name=opts.name) if opts.name else cfg
     expected_rank = 2 if opts.kind == "image" else 3
     if cfg.rank != expected_rank:
         raise UsageError(f"preset {opts.model!r} is for rank {cfg.rank} data, but --kind is {opts.kind}")
@@ -168,7 +179,8 @@ def validate(
         mode = "bicubic" if model.cfg.rank == 2 else "area"
         kw = {"antialias": True, "align_corners": False} if mode == "bicubic" else {}
         lr = F.interpolate(crop, size=[t] * model.cfg.rank, mode=mode, **kw).to(device)
-        pred = model.decode_grid(model.encode(lr), hr, x=lr).cpu()
+        latents, field = model.encode_with_features(lr)
+        pred = model.decode_grid(latents, hr, x=lr, field=field).cpu()
         interp = "bicubic" if model.cfg.rank == 2 else "trilinear"
         base = F.interpolate(lr.cpu(), size=hr, mode=interp, align_corners=False)
         ours.append(_psnr(pred, crop))
@@ -245,23 +257,33 @@ def train(
             tmp.write_text(
                 json.dumps({"options": asdict(opts), "model": cfg.to_dict(), "world": world}, indent=2)
             )
-    # The sample indices of this rank, in order; step s uses the s-th slice of `per_rank`.
     per_rank = max(1, opts.batch // world)
-    indices = list(torch.utils.data.DistributedSampler(samples, num_replicas=world, rank=rank, shuffle=False))
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the stem's convolutions always see the same shapes
     board = _tensorboard(out) if rank == 0 else None
     started = time.perf_counter()
     model.train()
     last = opts.steps if stop_after is None else min(stop_after, opts.steps)
-    while step < last:
-        chosen = indices[step * per_rank : (step + 1) * per_rank]
-        batch = torch.utils.data.default_collate([samples[i] for i in chosen])
-        batch = {k: v.to(device) for k, v in batch.items()}
+    loader = torch.utils.data.DataLoader(
+        samples,
+        batch_sampler=_batches(range(step, last), per_rank, rank, world, len(samples)),
+        num_workers=opts.workers,
+        pin_memory=device.type == "cuda",
+    )
+    timed_out = False
+    for batch in loader:
+        elapsed = _elapsed(started, device, world) if opts.time_limit is not None else 0.0
+        if opts.time_limit is not None and elapsed > 60 * opts.time_limit:
+            timed_out = True
+            break
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         use_base = np.random.default_rng([opts.seed, 7, step]).random() < opts.base_prob
+        rate = learning_rate(step, opts, elapsed)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, opts)
+            group["lr"] = rate
         with autocast:
             pred = net(batch["lr"], batch["coords"], batch["cell"], use_base=use_base)
         loss = F.l1_loss(pred.float(), batch["target"])
@@ -280,7 +302,7 @@ def train(
         row = {
             "step": step,
             "loss": round(loss.item(), 6),
-            "lr": f"{learning_rate(step - 1, opts):.3e}",
+            "lr": f"{rate:.3e}",
             "seconds": round(time.perf_counter() - started, 2),
             "psnr": "",
             "psnr_bicubic": "",
@@ -299,7 +321,14 @@ def train(
                 on_log(row)
         if step % opts.checkpoint_every == 0 or step == opts.steps:
             _save_checkpoint(model, optimizer, step, checkpoint)
-    if step < opts.steps:  # stopped early: no final model
+    if timed_out and rank == 0:
+        log.warning("time limit of %s minutes reached at step %d of %d", opts.time_limit, step, opts.steps)
+        preview = out / f"preview-{step:06d}.png" if cfg.rank == 2 else None
+        ours, bicubic = validate(model, val_arrays, spec, device, opts.seed, preview)
+        row = {"step": step, "loss": "", "lr": "", "seconds": round(time.perf_counter() - started, 2)}
+        _append_csv(out / "log.csv", {**row, "psnr": round(ours, 3), "psnr_bicubic": round(bicubic, 3)})
+        _save_checkpoint(model, optimizer, step, checkpoint)
+    if step < opts.steps and not timed_out:  # stopped early: no final model
         return checkpoint
     final = out / "model"
     if rank == 0:
@@ -311,6 +340,23 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return final
+
+
+def _batches(steps: range, per_rank: int, rank: int, world: int, length: int):
+    """The sample indices of each step for this rank, made as they are needed: rank r takes every
+    world-th sample from r (as torch's DistributedSampler without shuffling), `per_rank` a step."""
+    for s in steps:
+        yield [((s * per_rank + j) * world + rank) % length for j in range(per_rank)]
+
+
+def _elapsed(started: float, device: torch.device, world: int) -> float:
+    """Seconds since `started` as rank 0 counts them, so every rank takes the same learning rate and stops
+    at the same step."""
+    if world == 1:
+        return time.perf_counter() - started
+    value = torch.tensor([time.perf_counter() - started], dtype=torch.float64, device=device)
+    dist.broadcast(value, 0)
+    return value.item()
 
 
 def _load_arrays(files: list[Path], kind: str, channels: int) -> list[torch.Tensor]:

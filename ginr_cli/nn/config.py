@@ -58,6 +58,18 @@ class HyponetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """Learned local features (LIIF-style). With `local`, a convolutional stem runs on the input before
+    tokenisation, the encoder's output for every patch token is kept as a feature grid, and each query reads
+    the 2^k grid cells around it; the LP latents still bring the tile's context. Off: the decoder sees the
+    input only through its raw neighbourhood (the base) and the LPs."""
+
+    local: bool = False
+    stem_width: int = 64  # channels of the stem's convolutions
+    stem_blocks: int = 2  # residual blocks (conv, ReLU, conv) after the stem's first convolution
+
+
+@dataclass(frozen=True, kw_only=True)
 class GINRConfig:
     name: str = "custom"
     rank: Literal[2, 3] = 2  # k: spatial dimensions, 2 for images, 3 for volumes
@@ -68,6 +80,7 @@ class GINRConfig:
     positions: PositionConfig = field(default_factory=PositionConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     hyponet: HyponetConfig = field(default_factory=HyponetConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,6 +112,7 @@ _NESTED = {
     (GINRConfig, "positions"): PositionConfig,
     (GINRConfig, "encoder"): EncoderConfig,
     (GINRConfig, "hyponet"): HyponetConfig,
+    (GINRConfig, "features"): FeatureConfig,
 }
 
 PRESETS: dict[str, GINRConfig] = {
@@ -109,6 +123,17 @@ PRESETS: dict[str, GINRConfig] = {
         positions=PositionConfig(num_lp=32),
         encoder=EncoderConfig(d_model=96, n_layers=3, d_state=8, n_heads=4),
         hyponet=HyponetConfig(d_hidden=96, n_heads=4, n_freqs=12),
+    ),
+    # Learned local features: a conv stem, one token per pixel (48x48 tiles: 2304 tokens), each query reading
+    # the encoder's outputs around it (see FeatureConfig).
+    "local-2d": GINRConfig(
+        name="local-2d",
+        input_size=48,
+        tokenizer=TokenizerConfig(patch_size=1),
+        positions=PositionConfig(num_lp=32),
+        encoder=EncoderConfig(d_model=96, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(d_hidden=96, n_heads=4, n_freqs=12),
+        features=FeatureConfig(local=True, stem_width=64, stem_blocks=3),
     ),
     # The seed's worked example: 32x32 RGB, 4x4 patches (64 tokens), 16 LPs, width 256, depth 6.
     "base-2d": GINRConfig(name="base-2d"),
@@ -122,6 +147,19 @@ PRESETS: dict[str, GINRConfig] = {
         positions=PositionConfig(num_lp=64),
         encoder=EncoderConfig(d_model=64, n_layers=3, d_state=8, n_heads=4),
         hyponet=HyponetConfig(d_hidden=64, n_heads=4, n_freqs=12),
+    ),
+    # Volumes with learned local features: a conv stem, 32^3 tiles of 2^3 patches (4096 tokens).
+    "local-3d": GINRConfig(
+        name="local-3d",
+        rank=3,
+        in_channels=1,
+        out_channels=1,
+        input_size=32,
+        tokenizer=TokenizerConfig(patch_size=2),
+        positions=PositionConfig(num_lp=64),
+        encoder=EncoderConfig(d_model=64, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(d_hidden=64, n_heads=4, n_freqs=12),
+        features=FeatureConfig(local=True, stem_width=24, stem_blocks=2),
     ),
     # Single-channel volumes, 32^3 tiles of 4^3 patches (512 tokens).
     "base-3d": GINRConfig(

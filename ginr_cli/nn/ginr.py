@@ -17,6 +17,7 @@ from ginr_cli.nn.config import GINRConfig
 from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at, neighbourhood
 from ginr_cli.nn.encoder import Encoder
 from ginr_cli.nn.hyponet import Hyponet
+from ginr_cli.nn.local_features import ConvStem, LocalReader
 from ginr_cli.nn.position_tokens import LearnablePositions
 from ginr_cli.nn.tokenizer import PatchTokenizer, to_padded_frame
 
@@ -31,24 +32,43 @@ class MambaGINR(nn.Module):
             raise ValueError(f"rank must be 2 or 3, got {cfg.rank}")
         self.cfg = cfg
         d = cfg.encoder.d_model
-        self.tokenizer = PatchTokenizer(cfg.tokenizer, cfg.rank, cfg.in_channels, d)
+        local = cfg.features.local
+        if local and not cfg.hyponet.use_base:
+            raise ValueError("local features come with the base: set hyponet.use_base")
+        width = cfg.features.stem_width
+        self.stem = ConvStem(cfg.rank, cfg.in_channels, width, cfg.features.stem_blocks) if local else None
+        self.tokenizer = PatchTokenizer(cfg.tokenizer, cfg.rank, width if local else cfg.in_channels, d)
         self.positions = LearnablePositions(cfg.positions, d)
         self.encoder = Encoder(cfg.encoder)
         self.support = 4  # the 4^k cells cubic interpolation weighs: the decoder can learn at least that
         base_features = cfg.out_channels + cfg.in_channels * self.support**cfg.rank + cfg.rank
         self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels, base_features)
+        self.reader = LocalReader(cfg.rank, d, cfg.hyponet.d_hidden) if local else None
 
     def encode(self, x: Tensor) -> Tensor:
         """x (b, c, *spatial) -> LP latents (b, m, d). Any spatial size; the tokenizer pads to the patch."""
+        return self.encode_with_features(x)[0]
+
+    def encode_with_features(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """x (b, c, *spatial) -> (LP latents (b, m, d), local feature field (b, *grid, f) or None).
+
+        The field is the encoder's output for every patch token, projected for `LocalReader`; None for a
+        model without local features. Latents alone are what `ginr encode` stores."""
         if x.dim() != 2 + self.cfg.rank or x.shape[1] != self.cfg.in_channels:
             raise ValueError(
                 f"expected input (b, {self.cfg.in_channels}, {', '.join('*' * self.cfg.rank)}), "
                 f"got {tuple(x.shape)}"
             )
-        tokens = self.tokenizer(x)  # (b, n, d)
+        h = x if self.stem is None else self.stem(x)  # (b, c', *spatial)
+        tokens = self.tokenizer(h)  # (b, n, d)
         seq = self.positions.interleave(tokens)  # (b, l, d)
         seq = self.encoder(seq)  # (b, l, d)
-        return self.positions.extract(seq)  # (b, m, d)
+        latents = self.positions.extract(seq)  # (b, m, d)
+        if self.reader is None:
+            return latents, None
+        p = self.cfg.tokenizer.patch_size
+        grid = tuple(-(-n // p) for n in x.shape[2:])
+        return latents, self.reader.project(self.positions.extract_tokens(seq), grid)  # (b, *grid, f)
 
     def decode(
         self,
@@ -57,6 +77,7 @@ class MambaGINR(nn.Module):
         cell: Tensor | None = None,
         shape: Sequence[int] | None = None,
         base: Tensor | None = None,
+        field: Tensor | None = None,
         chunk_size: int = DECODE_CHUNK,
     ) -> Tensor:
         """latents (b, m, d), coords (b, q, k) in [-1, 1] -> values (b, q, c).
@@ -67,6 +88,8 @@ class MambaGINR(nn.Module):
         the patch, to map the coordinates into the padded frame the encoder saw.
         `base` (b, q, f): from `self.base(x, coords)`, when the decoder should refine the input's
         interpolation (upscaling); None to decode from the latents alone.
+        `field` (b, *grid, f): from `encode_with_features`, for a model with local features; given with
+        the base, or neither.
         Queries are decoded `chunk_size` at a time, so memory is bounded whatever q is.
         """
         b, q, k = coords.shape
@@ -77,16 +100,25 @@ class MambaGINR(nn.Module):
         cell = cell.to(coords.dtype).expand(b, q, k)  # (b, q, k)
         if shape is not None:
             coords, cell = to_padded_frame(coords, cell, shape, self.cfg.tokenizer.patch_size)
+        if self.reader is not None and (base is None) != (field is None):
+            raise ValueError("a model with local features takes the base and the feature field together")
+        if self.reader is None and field is not None:
+            raise ValueError("this model has no local features; it takes no feature field")
         latents = latents.to(coords.dtype)
-        chunks = [
-            self.hyponet(
-                coords[:, i : i + chunk_size],
-                cell[:, i : i + chunk_size],
-                latents,
-                None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
-            )  # (b, q', c)
-            for i in range(0, q, chunk_size)
-        ]
+        field = None if field is None else field.to(coords.dtype)
+        chunks = []
+        for i in range(0, q, chunk_size):
+            points = coords[:, i : i + chunk_size]  # (b, q', k)
+            local = None if field is None else self.reader(field, points)  # (b, q', h)
+            chunks.append(
+                self.hyponet(
+                    points,
+                    cell[:, i : i + chunk_size],
+                    latents,
+                    None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
+                    local,
+                )  # (b, q', c)
+            )
         return torch.cat(chunks, dim=1)  # (b, q, c)
 
     def decode_grid(
@@ -95,13 +127,16 @@ class MambaGINR(nn.Module):
         out_shape: Sequence[int],
         shape: Sequence[int] | None = None,
         x: Tensor | None = None,
+        field: Tensor | None = None,
     ) -> Tensor:
         """Render the whole field on a regular grid of `out_shape` cells: (b, c, *out_shape).
-        Given the input `x`, the decoder refines its interpolation (when the model uses a base)."""
+        Given the input `x` (and, for a model with local features, its `field`), the decoder refines its
+        interpolation (when the model uses a base)."""
         b = latents.shape[0]
         coords = cell_centres(out_shape, device=latents.device).flatten(0, -2).expand(b, -1, -1)  # (b, q, k)
         cell = cell_size(out_shape, device=latents.device)  # (k,)
-        values = self.decode(latents, coords, cell, shape=shape, base=self.base(x, coords))  # (b, q, c)
+        base = self.base(x, coords)
+        values = self.decode(latents, coords, cell, shape=shape, base=base, field=field)  # (b, q, c)
         return values.transpose(1, 2).reshape(b, -1, *out_shape)  # (b, c, *out_shape)
 
     def base(self, x: Tensor | None, coords: Tensor) -> Tensor | None:
@@ -115,6 +150,9 @@ class MambaGINR(nn.Module):
         return torch.cat([values, neighbourhood(x, coords, self.support)], dim=-1)  # (b, q, f)
 
     def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None, use_base: bool = True) -> Tensor:
-        """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation."""
+        """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation
+        (with the local features, where the model has them); else decode from the latents alone."""
+        latents, field = self.encode_with_features(x)
         base = self.base(x, coords) if use_base else None
-        return self.decode(self.encode(x), coords, cell, shape=x.shape[2:], base=base)
+        field = field if base is not None else None
+        return self.decode(latents, coords, cell, shape=x.shape[2:], base=base, field=field)

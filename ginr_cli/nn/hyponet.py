@@ -12,6 +12,10 @@ correction predicted, in units of the neighbourhood's spread (`local_contrast`):
 differences that matter drown in the absolute values, and learning crawls. A flag feature tells the decoder
 whether a base was given; without one it predicts the values from the latents alone. The last layer
 starts at zero, so an untrained decoder returns the interpolation.
+
+A model with learned local features (`local_features.py`) gives each query its reading of the feature grid
+too, `local` (b, q, d_hidden), added to the query's embedding; it comes with the base (the input at hand)
+and is absent when decoding stored latents.
 """
 
 from __future__ import annotations
@@ -66,9 +70,17 @@ class Hyponet(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, coords: Tensor, cell: Tensor, latents: Tensor, base: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        coords: Tensor,
+        cell: Tensor,
+        latents: Tensor,
+        base: Tensor | None = None,
+        local: Tensor | None = None,
+    ) -> Tensor:
         """coords (b, q, k) in [-1, 1], cell (b, q, k) cell sides, latents (b, m, d),
-        base (b, q, f) or None, its first c features the interpolated values -> values (b, q, c)"""
+        base (b, q, f) or None, its first c features the interpolated values,
+        local (b, q, d_hidden) or None: the query's local features -> values (b, q, c)"""
         features = [fourier_features(coords, self.n_freqs), torch.log2(cell)]  # (b, q, f) each
         if self.use_base:
             given = base is not None
@@ -80,6 +92,8 @@ class Hyponet(nn.Module):
         elif base is not None:
             raise ValueError("this decoder was built without use_base; it takes no base")
         h = self.embed(torch.cat(features, dim=-1))  # (b, q, d_hidden)
+        if local is not None:
+            h = h + local  # (b, q, d_hidden)
         latents = self.latent_norm(latents)  # (b, m, d)
         for layer in self.layers:
             h = layer(h, latents)  # (b, q, d_hidden)

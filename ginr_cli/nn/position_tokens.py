@@ -39,11 +39,12 @@ class LearnablePositions(nn.Module):
         self.lps = nn.Parameter(torch.randn(cfg.num_lp, d_model) * 0.02)  # (m, d)
         self._orders: dict[int, tuple[Tensor, Tensor]] = {}
 
-    def indices(self, n: int) -> tuple[Tensor, Tensor]:
-        """For n patch tokens: (lp_index (m,), order (n + m,)), cached per n.
+    def indices(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """For n patch tokens: (lp_index (m,), order (n + m,), token_index (n,)), cached per n.
 
         `order[j]` is the row of cat([lps, tokens]) that lands at sequence position j; `lp_index` are the
-        positions of the LPs, derived from the same placement, so order[lp_index] == arange(m).
+        positions of the LPs, derived from the same placement, so order[lp_index] == arange(m), and
+        `token_index` the positions of the patch tokens, in their order: order[token_index] == m + arange(n).
         """
         if n not in self._orders:
             m = self.cfg.num_lp
@@ -53,20 +54,27 @@ class LearnablePositions(nn.Module):
             order = torch.empty(n + m, dtype=torch.long)
             order[is_lp] = torch.arange(m)
             order[~is_lp] = torch.arange(m, n + m)
-            self._orders[n] = (lp_index, order)
-        lp_index, order = self._orders[n]
+            self._orders[n] = (lp_index, order, (~is_lp).nonzero()[:, 0])
         device = self.lps.device
-        return lp_index.to(device), order.to(device)
+        if self._orders[n][0].device != device:  # built once per device, not copied on every call
+            self._orders[n] = tuple(index.to(device) for index in self._orders[n])
+        return self._orders[n]
 
     def interleave(self, tokens: Tensor) -> Tensor:
         """tokens (b, n, d) -> sequence (b, n + m, d) with the LPs at their positions."""
         b, n, _ = tokens.shape
-        _, order = self.indices(n)
+        _, order, _ = self.indices(n)
         lps = self.lps.to(tokens.dtype).expand(b, -1, -1)  # (b, m, d)
         return torch.cat([lps, tokens], dim=1)[:, order]  # (b, n + m, d)
 
     def extract(self, seq: Tensor) -> Tensor:
         """sequence (b, n + m, d) -> the LP outputs (b, m, d)."""
         n = seq.shape[1] - self.cfg.num_lp
-        lp_index, _ = self.indices(n)
+        lp_index, _, _ = self.indices(n)
         return seq[:, lp_index]  # (b, m, d)
+
+    def extract_tokens(self, seq: Tensor) -> Tensor:
+        """sequence (b, n + m, d) -> the patch tokens' outputs (b, n, d), in their input order."""
+        n = seq.shape[1] - self.cfg.num_lp
+        _, _, token_index = self.indices(n)
+        return seq[:, token_index]  # (b, n, d)

@@ -198,9 +198,15 @@ def available_backends() -> list[str]:
 
 
 def resolve_backend(backend: Backend, device: torch.device) -> str:
-    """The concrete backend `auto` means for tensors on `device`."""
+    """The concrete backend `auto` means for tensors on `device`; the environment variable
+    GINR_SCAN_BACKEND, when set, overrides `auto` (to rule a kernel out when something goes wrong)."""
     if backend != "auto":
         return backend
+    forced = os.environ.get("GINR_SCAN_BACKEND", "auto")
+    if forced != "auto":
+        if forced not in _BACKENDS:
+            raise ValueError(f"GINR_SCAN_BACKEND={forced!r}: use one of {', '.join(_BACKENDS)}")
+        return forced
     if device.type == "cuda" and _mamba_ssm_scan is not None:
         return "cuda"
     if device.type == "cuda" and _triton_installed():

@@ -154,3 +154,37 @@ def test_init_from_starts_from_that_models_weights(photos, tmp_path):
     a, _ = load_model(first)
     b, _ = load_model(tuned)
     assert fingerprint(a.state_dict()) == fingerprint(b.state_dict())
+
+
+def test_sample_workers_give_the_same_run(photos, tmp_path):
+    train(options(photos, tmp_path / "inline", steps=4))
+    train(options(photos, tmp_path / "workers", steps=4, workers=2))
+    for (s1, l1), (s2, l2) in zip(losses(tmp_path / "inline"), losses(tmp_path / "workers"), strict=True):
+        assert s1 == s2 and l1 == pytest.approx(l2, rel=1e-4, abs=1e-6)
+
+
+def test_a_time_limit_ends_the_run_with_a_validated_final_model(photos, tmp_path):
+    run = tmp_path / "timed"
+    final = train(options(photos, run, steps=1000, time_limit=0.0))
+    assert final == run / "model" and (final / "model.safetensors").is_file()
+    with (run / "log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert int(rows[-1]["step"]) < 1000 and rows[-1]["psnr"] != ""
+    assert (run / "checkpoint" / "trainer.safetensors").is_file()  # and it can be resumed
+
+
+def test_under_a_time_limit_the_learning_rate_anneals_by_the_clock():
+    opts = options(".", ".", steps=10_000, warmup=10, lr=1e-3, time_limit=1.0)
+    assert learning_rate(100, opts, elapsed=0.0) == pytest.approx(
+        learning_rate(100, options(".", ".", steps=10_000, warmup=10, lr=1e-3))
+    )
+    assert learning_rate(100, opts, elapsed=30.0) == pytest.approx(
+        0.525e-3, rel=1e-3
+    )  # half way: cosine midpoint
+    assert learning_rate(100, opts, elapsed=60.0) == pytest.approx(0.05e-3)
+
+
+def test_a_model_with_local_features_trains(photos, tmp_path):
+    final = train(options(photos, tmp_path / "local", model="local-2d", steps=2, queries=32))
+    model, _ = load_model(final)
+    assert model.cfg.features.local and model.stem is not None

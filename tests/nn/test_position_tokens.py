@@ -25,19 +25,20 @@ def test_interleave_then_extract_returns_the_lps_and_keeps_tokens_in_order(place
     tokens = torch.randn(3, n, 5)
     seq = positions.interleave(tokens)
     assert seq.shape == (3, n + 8, 5)
-    lp_index, _ = positions.indices(n)
+    lp_index, _, _ = positions.indices(n)
     assert lp_index.tolist() == sorted(set(lp_index.tolist())) and len(lp_index) == 8
     assert lp_index.max() < n + 8
     torch.testing.assert_close(positions.extract(seq), positions.lps.expand(3, -1, -1))
     keep = torch.ones(n + 8, dtype=torch.bool)
     keep[lp_index] = False
     torch.testing.assert_close(seq[:, keep], tokens)
+    torch.testing.assert_close(positions.extract_tokens(seq), tokens)
 
 
 def test_extract_reads_where_interleave_wrote():
     positions = LearnablePositions(PositionConfig(num_lp=4, placement="n-group", group_size=2), d_model=3)
     seq = positions.interleave(torch.zeros(1, 10, 3))
-    lp_index, _ = positions.indices(10)
+    lp_index, _, _ = positions.indices(10)
     is_lp = seq.abs().sum(-1)[0] > 0
     assert torch.nonzero(is_lp).flatten().tolist() == lp_index.tolist()
 

@@ -81,3 +81,25 @@ def test_cpu_tensors_are_refused_outside_the_interpreter(monkeypatch):
     inputs = {k: v.detach() for k, v in make_inputs(1, 2, 2, 3).items()}
     with pytest.raises(RuntimeError, match="needs CUDA tensors"):
         scan.selective_scan(**inputs, backend="triton")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled kernels need a GPU")
+@pytest.mark.parametrize("l,dtype", [(4096, torch.float32), (4096, torch.bfloat16), (16385, torch.bfloat16)])
+def test_long_sequences_on_the_gpu_in_float32_and_bfloat16(kernels, dtype, l):
+    # The inputs rounded to dtype first, so the reference sees exactly what the kernel sees; the kernel
+    # computes in float32 whatever its inputs, and returns u's dtype.
+    inputs = make_inputs(1, 64, 8, l, groups=2)
+    rounded = {k: v.detach().to(dtype).double().requires_grad_() for k, v in inputs.items()}
+    reverse = (False, True)
+    want = flipped_ref(rounded, reverse)
+    fast = {k: v.detach().to("cuda", dtype).requires_grad_() for k, v in rounded.items()}
+    out = kernels.selective_scan_triton(**fast, delta_softplus=True, reverse=reverse)
+    assert out.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(out.cpu().double(), want, **tol)
+    got = grads(out, fast)
+    for g, w, name in zip(got, grads(want, rounded), strict=True):
+        scale = max(w.abs().max().item(), 1.0)
+        # bf16 gradients are rounded once on the way out: a relative error of 2^-8 of the largest.
+        atol = 1e-4 * scale if dtype == torch.float32 else 1e-2 * scale
+        torch.testing.assert_close(g.cpu().double(), w.cpu(), rtol=1e-2, atol=atol, msg=name)
