@@ -4,8 +4,10 @@
     python scripts/eval_models.py --only volume
 
 Images: Set5, Set14 and BSD100 (../shared/data/sr-benchmarks) at x2, x3 and x4, against bicubic and
-Lanczos. Volume: the held-out MNI152 T1 (scripts/prepare_data.py), thick slices along axis 2 at x2 and
-x4, against trilinear and cubic-spline interpolation. Each run's JSON is kept beside the table.
+Lanczos; then arbitrary scales, Set14's HR images downscaled on the fly by 1.5, 2.5, 3.5, 6 and 8.
+Volume: the held-out MNI152 T1 (scripts/prepare_data.py), thick slices along axis 2 at x2 and x4, and the
+held-out single-subject T1 (data/volumes/subject) thick-sliced along each axis, against trilinear and
+cubic-spline interpolation. Each run's JSON is kept beside the table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT.parent / "shared" / "data" / "sr-benchmarks"
 HELD_OUT = ROOT / "data" / "volumes" / "eval" / "mni152_t1_1mm.nii.gz"
+SUBJECT = ROOT / "data" / "volumes" / "subject" / "robex_t1.nii.gz"
+ARBITRARY = "1.5,2.5,3.5,6,8"
 
 
 def ginr_eval(args: list[str]) -> tuple[dict, float]:
@@ -46,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["image", "volume"])
+    parser.add_argument("--only", choices=["image", "arbitrary", "volume"])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -58,11 +62,27 @@ def main() -> None:
             print(f"{name}: {seconds:.0f} s", file=sys.stderr)
             rows.append((name, result))
         print(table(rows, ["bicubic", "lanczos", "ginr"]))
+    if args.only in (None, "arbitrary"):
+        hr = args.out / "set14-hr"  # Set14's HR images alone, so `ginr eval` downscales them itself
+        hr.mkdir(exist_ok=True)
+        for path in sorted((BENCHMARKS / "Set14" / "image_SRF_4").glob("*_HR.png")):
+            (hr / path.name.replace("_SRF_4_HR", "")).write_bytes(path.read_bytes())
+        result, seconds = ginr_eval([str(hr), "--scales", ARBITRARY, "--model", "image"])
+        (args.out / "image-arbitrary.json").write_text(json.dumps(result, indent=1))
+        print(f"Set14 arbitrary scales: {seconds:.0f} s", file=sys.stderr)
+        print(table([("Set14 HR, downscaled", result)], ["bicubic", "lanczos", "ginr"]))
     if args.only in (None, "volume"):
         result, seconds = ginr_eval([str(HELD_OUT), "--scales", "2,4", "--axis", "2", "--model", "volume"])
         (args.out / "volume-mni152.json").write_text(json.dumps(result, indent=1))
         print(f"MNI152: {seconds:.0f} s", file=sys.stderr)
-        print(table([("MNI152 T1 1 mm, axis 2", result)], ["cubic-spline", "trilinear", "ginr"]))
+        rows = [("MNI152 T1 1 mm, axis 2", result)]
+        for axis in (0, 1, 2):
+            args_ = [str(SUBJECT), "--scales", "2,4", "--axis", str(axis), "--model", "volume"]
+            result, seconds = ginr_eval(args_)
+            (args.out / f"volume-subject-axis{axis}.json").write_text(json.dumps(result, indent=1))
+            print(f"subject, axis {axis}: {seconds:.0f} s", file=sys.stderr)
+            rows.append((f"single-subject T1 1.5 mm, axis {axis}", result))
+        print(table(rows, ["cubic-spline", "trilinear", "ginr"]))
 
 
 if __name__ == "__main__":

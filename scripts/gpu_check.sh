@@ -14,6 +14,7 @@
 # pack in gpu-pack/ (`python scripts/pack_data.py --out gpu-pack --max-mib 54`), both git-ignored:
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl", "gpu-pack"], timeout_s=600)
 # Rehearsal on the CPU, tiny sizes and seconds instead of minutes: GPU_QUICK=1 bash scripts/gpu_check.sh
+# Checks and benchmarks alone, of the shipped models (no training): NO_TRAINING=1 bash scripts/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-gpu-results}
 WORK=${WORK:-/tmp/gpu-work}
@@ -70,12 +71,19 @@ step tests 100 python3 -m pytest -q "${TESTS[@]}"
 # Should a Mamba training step fail here (the Triton scan under bf16 autocast has not run on a GPU before),
 # the minutes go to the same architecture with an attention mixer rather than to nothing.
 image=local-2d volume=local-3d
-if ! step smoke 60 python3 scripts/gpu_smoke.py "$DEVICE"; then
+if [ -n "${NO_TRAINING:-}" ]; then
+  mkdir -p "$WORK/image" "$WORK/volume"
+  cp -r models/image "$WORK/image/model"
+  cp -r models/volume "$WORK/volume/model"
+elif ! step smoke 60 python3 scripts/gpu_smoke.py "$DEVICE"; then
   python3 scripts/gpu_smoke.py "$DEVICE" --attention-configs "$WORK"
   image="$WORK/local-2d-attention.json" volume="$WORK/local-3d-attention.json"
 fi
-train image "$image" "$IMAGE_MIN" "$PACK/images" "${IMAGE_SIZE[@]}" --lr 6e-4 --warmup 300 --base-prob 0.9
-train volume "$volume" "$VOLUME_MIN" "$PACK/volumes" "${VOLUME_SIZE[@]}" --lr 5e-4 --warmup 200 --base-prob 0.7
+if [ -z "${NO_TRAINING:-}" ]; then
+  train image "$image" "$IMAGE_MIN" "$PACK/images" "${IMAGE_SIZE[@]}" --lr 6e-4 --warmup 300 --base-prob 0.9
+  train volume "$volume" "$VOLUME_MIN" "$PACK/volumes" "${VOLUME_SIZE[@]}" --lr 5e-4 --warmup 200 \
+    --base-prob 0.7
+fi
 model="$WORK/image/model"
 [ -d "$model" ] || model=local-2d  # the architecture's speed, with random weights, if training failed
 step encoder 90 python3 scripts/bench_encoder.py "${ENCODER[@]}" --expand 1 --json \

@@ -13,7 +13,7 @@ import torch
 
 from ginr_cli.engine.tiling import OnTiles, OutputGrid, Render, TileGrid, plan_tiles, stitch
 from ginr_cli.errors import UsageError
-from ginr_cli.nn.ginr import MambaGINR
+from ginr_cli.nn.ginr import DECODE_CHUNK, MambaGINR
 
 
 def pick_device(spec: str = "auto") -> torch.device:
@@ -60,15 +60,24 @@ def _crop(source: np.ndarray, origin, grid: TileGrid) -> np.ndarray:
 
 def _decode_each(model, latents, coords, cells, grid, device, tiles=None, field=None) -> list[np.ndarray]:
     """Decode each tile's points; with the tiles themselves (and their local feature field, where the model
-    has one), the decoder refines their interpolation."""
+    has one), the decoder refines their interpolation. Tiles with as many points (all but the last row and
+    column, usually) are decoded together: one call for many tiles, as many points a call as for one."""
     cell = torch.from_numpy(cells).to(device)
-    values = []
+    values: list[np.ndarray | None] = [None] * len(coords)
+    by_count: dict[int, list[int]] = {}
     for i, c in enumerate(coords):
-        points = torch.from_numpy(c).to(device)[None]  # (1, q, k)
-        base = None if tiles is None else model.base(tiles[i : i + 1], points)  # (1, q, c)
-        near = None if field is None else field[i : i + 1]  # (1, *grid, f)
-        out = model.decode(latents[i : i + 1], points, cell, shape=grid.tile, base=base, field=near)
-        values.append(out[0].float().cpu().numpy())
+        by_count.setdefault(len(c), []).append(i)
+    for same in by_count.values():
+        index = torch.tensor(same, device=device)
+        points = torch.from_numpy(np.stack([coords[i] for i in same])).to(device)  # (g, q, k)
+        base = None if tiles is None else model.base(tiles[index], points)  # (g, q, f)
+        near = None if field is None else field[index]  # (g, *grid, f)
+        chunk = max(1, DECODE_CHUNK // len(same))
+        out = model.decode(
+            latents[index], points, cell, shape=grid.tile, base=base, field=near, chunk_size=chunk
+        )
+        for i, v in zip(same, out.float().cpu().numpy(), strict=True):
+            values[i] = v
     return values
 
 

@@ -73,7 +73,7 @@ class LocalReader(nn.Module):
         pos = (coords + 1) / 2 * size - 0.5  # (b, q, k): cell centres at integers
         below = pos.floor()
         cells = (below.long()[:, :, None] + self.offsets).clamp_min(0)  # (b, q, 2^k, k)
-        cells = torch.minimum(cells, torch.tensor(grid, device=cells.device) - 1)  # edges clamped
+        cells = torch.minimum(cells, size.long() - 1)  # edges clamped
         flat = torch.zeros_like(cells[..., 0])  # (b, q, 2^k): row-major cell index
         for axis in range(k):
             flat = flat * grid[axis] + cells[..., axis]

@@ -9,6 +9,11 @@ Backward runs the forward again, keeping every state in a (b, e, l, s) float32 b
 time (the same equations as the C++ kernel, csrc/selective_scan_cpu.cpp). dB and dC sum over channels:
 each program writes its block's share, summed here afterwards (deterministic, no atomics).
 
+A forward with few programs to run (a batch of one: inference on one long sequence) is split in time as well:
+the chunks of each row are scanned from a zero state at once, a short pass carries the states across the
+chunks (a chunk's decay is exp(A * the sum of its dt)), and the chunks run again from their true starting
+states, writing the output. Twice the work, but chunk-length steps in sequence instead of l.
+
 Computes in float32 whatever the input dtype (as mamba-ssm does). With TRITON_INTERPRET=1 set before
 this module is imported, the same kernels run on CPU tensors: that is how the tests check them on machines
 without a GPU. (The kernels call no other jit function: the interpreter refuses nested calls when Triton
@@ -25,6 +30,7 @@ import triton.language as tl
 from torch import Tensor
 
 BLOCK_E = 32  # channels per program
+CHUNK = 128  # time steps per chunk of the chunked forward
 
 
 @triton.jit
@@ -69,6 +75,85 @@ def _forward_kernel(
         tl.store(out + rows + t, y, mask=ch_ok)
         if KEEP:  # in step order: step k is time l - 1 - k in a reversed group
             tl.store(states + (row[:, None] * l + k) * BLOCK_S + st[None, :], h, mask=both_ok)
+
+
+@triton.jit
+def _chunk_kernel(
+    u, delta, A, B, C, D, z, bias, reverse, out, carry, dt_sum,
+    e, l, s, groups, per_group, chunk, chunks,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    FINAL: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """One chunk of steps of a block of channels. Not FINAL: from a zero state, keep the end state in
+    `carry` and the sum of dt in `dt_sum`. FINAL: from the state in `carry`, write the output."""
+    bi, gi, pid = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    blk, c = pid // chunks, pid % chunks
+    local = blk * BLOCK_E + tl.arange(0, BLOCK_E)
+    ch_ok = local < per_group
+    ch = gi * per_group + local
+    st = tl.arange(0, BLOCK_S)
+    st_ok = st < s
+    both_ok = ch_ok[:, None] & st_ok[None, :]
+    a = tl.load(A + ch[:, None] * s + st[None, :], mask=both_ok, other=0.0)
+    dv = 0.0
+    if HAS_D:
+        dv = tl.load(D + ch, mask=ch_ok, other=0.0)
+    bv = 0.0
+    if HAS_BIAS:
+        bv = tl.load(bias + ch, mask=ch_ok, other=0.0)
+    backwards = tl.load(reverse + gi) != 0
+    row = (bi * e + ch).to(tl.int64)
+    rows = row * l
+    bc = (bi * groups + gi) * s * l + st * l
+    slot = row * chunks + c  # this chunk's entry in carry (b, e, chunks, BLOCK_S) and dt_sum (b, e, chunks)
+    state = slot[:, None] * BLOCK_S + st[None, :]
+    if FINAL:
+        h = tl.load(carry + state, mask=both_ok, other=0.0)
+    else:
+        h = tl.zeros((BLOCK_E, BLOCK_S), dtype=tl.float32)
+    total = tl.zeros((BLOCK_E,), dtype=tl.float32)
+    start = c * chunk
+    for k in range(start, tl.minimum(start + chunk, l)):
+        t = tl.where(backwards, l - 1 - k, k)
+        ut = tl.load(u + rows + t, mask=ch_ok, other=0.0)
+        dt = tl.load(delta + rows + t, mask=ch_ok, other=0.0) + bv
+        if SOFTPLUS:
+            dt = tl.where(dt > 20.0, dt, tl.log(1.0 + tl.exp(tl.minimum(dt, 20.0))))
+        bt = tl.load(B + bc + t, mask=st_ok, other=0.0)
+        h = tl.exp(dt[:, None] * a) * h + (dt * ut)[:, None] * bt[None, :]
+        if FINAL:
+            ct = tl.load(C + bc + t, mask=st_ok, other=0.0)
+            y = tl.sum(h * ct[None, :], axis=1) + dv * ut
+            if HAS_Z:
+                zt = tl.load(z + rows + t, mask=ch_ok, other=0.0)
+                y = y * zt * tl.sigmoid(zt)
+            tl.store(out + rows + t, y, mask=ch_ok)
+        else:
+            total += dt
+    if not FINAL:
+        tl.store(carry + state, h, mask=both_ok)
+        tl.store(dt_sum + slot, total, mask=ch_ok)
+
+
+@triton.jit
+def _carry_kernel(carry, dt_sum, A, e, s, chunks, BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr):
+    """Turn each chunk's end state (from a zero start) into its true starting state, chunk by chunk:
+    start[c + 1] = exp(A * dt_sum[c]) * start[c] + end[c], start[0] = 0."""
+    bi, blk = tl.program_id(0), tl.program_id(1)
+    ch = blk * BLOCK_E + tl.arange(0, BLOCK_E)
+    ch_ok = ch < e
+    st = tl.arange(0, BLOCK_S)
+    both_ok = ch_ok[:, None] & (st < s)[None, :]
+    a = tl.load(A + ch[:, None] * s + st[None, :], mask=both_ok, other=0.0)
+    row = (bi * e + ch).to(tl.int64)
+    h = tl.zeros((BLOCK_E, BLOCK_S), dtype=tl.float32)
+    for c in range(chunks):
+        slot = row * chunks + c
+        state = slot[:, None] * BLOCK_S + st[None, :]
+        end = tl.load(carry + state, mask=both_ok, other=0.0)
+        total = tl.load(dt_sum + slot, mask=ch_ok, other=0.0)
+        tl.store(carry + state, h, mask=both_ok)
+        h = tl.exp(total[:, None] * a) * h + end
 
 
 @triton.jit
@@ -159,6 +244,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse):
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, reverse)
         ctx.softplus = delta_softplus
+        if _chunked(u, B):
+            return _run_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
         return _run_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse, keep=False)[0]
 
     @staticmethod
@@ -202,6 +289,35 @@ def _run_forward(u, delta, A, B, C, D, z, delta_bias, softplus, reverse, keep) -
         KEEP=keep, BLOCK_E=BLOCK_E, BLOCK_S=block_s,
     )  # fmt: skip
     return out, states
+
+
+def _programs_wanted(device: torch.device) -> int:
+    """Programs that keep every multiprocessor of the GPU busy: fewer, and a forward is split in time."""
+    return 4 * torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 0
+
+
+def _chunked(u: Tensor, B: Tensor) -> bool:
+    b, _, l, _, groups, _, blocks = _launch_shape(u, B)
+    return l >= 4 * CHUNK and b * groups * blocks < _programs_wanted(u.device)
+
+
+def _run_chunked(u, delta, A, B, C, D, z, delta_bias, softplus, reverse) -> Tensor:
+    b, e, l, s, groups, per_group, blocks = _launch_shape(u, B)
+    block_s = triton.next_power_of_2(s)
+    chunks = triton.cdiv(l, CHUNK)
+    out = torch.empty_like(u)
+    carry = torch.empty(b, e, chunks, block_s, device=u.device)
+    dt_sum = torch.empty(b, e, chunks, device=u.device)
+    args = (u, delta, A, B, C, _or(D, u), _or(z, u), _or(delta_bias, u), reverse, out, carry, dt_sum)
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus)
+    sizes = (e, l, s, groups, per_group, CHUNK, chunks)
+    grid = (b, groups, blocks * chunks)
+    _chunk_kernel[grid](*args, *sizes, **flags, FINAL=False, BLOCK_E=BLOCK_E, BLOCK_S=block_s)
+    _carry_kernel[(b, triton.cdiv(e, BLOCK_E))](
+        carry, dt_sum, A, e, s, chunks, BLOCK_E=BLOCK_E, BLOCK_S=block_s
+    )
+    _chunk_kernel[grid](*args, *sizes, **flags, FINAL=True, BLOCK_E=BLOCK_E, BLOCK_S=block_s)
+    return out
 
 
 def selective_scan_triton(

@@ -45,6 +45,21 @@ def test_matches_reference(kernels, reverse, l):
     assert_close_scaled(grads(out, fast), grads(want, inputs))
 
 
+@pytest.mark.parametrize("reverse", [(False,), (False, True)])
+@pytest.mark.parametrize("l", [16, 23])
+def test_the_forward_split_in_time_matches_the_reference(kernels, monkeypatch, reverse, l):
+    # Chunks of 4 steps (the last one partial at l=23), the split forced as on a GPU with idle programs.
+    monkeypatch.setattr(kernels, "CHUNK", 4)
+    monkeypatch.setattr(kernels, "_programs_wanted", lambda device: 10**6)
+    inputs = make_inputs(2, 40 * len(reverse), 6, l, groups=len(reverse))
+    want = flipped_ref(inputs, reverse)
+    fast = on_device(inputs)
+    assert kernels._chunked(fast["u"], fast["B"] if len(reverse) > 1 else fast["B"][:, None])
+    out = kernels.selective_scan_triton(**fast, delta_softplus=True, reverse=reverse)
+    torch.testing.assert_close(out.cpu().double(), want, **TOL)
+    assert_close_scaled(grads(out, fast), grads(want, inputs))  # the backward is the unsplit one
+
+
 def test_optional_inputs_and_no_softplus(kernels):
     inputs = make_inputs(1, 5, 3, 9)  # one ungrouped B, C (b, s, l)
     kept = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
@@ -98,7 +113,7 @@ def test_long_sequences_on_the_gpu_in_float32_and_bfloat16(kernels, dtype, l):
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(out.cpu().double(), want, **tol)
     got = grads(out, fast)
-    for g, w, name in zip(got, grads(want, rounded), strict=True):
+    for g, w, name in zip(got, grads(want, rounded), INPUTS, strict=True):
         scale = max(w.abs().max().item(), 1.0)
         # bf16 gradients are rounded once on the way out: a relative error of 2^-8 of the largest.
         atol = 1e-4 * scale if dtype == torch.float32 else 1e-2 * scale
