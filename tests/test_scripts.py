@@ -139,3 +139,20 @@ def test_bench_workspace_prints_a_table_and_json():
     assert row["L"] == 40 and row["workspace_s"] > 0 and row["none_s"] > 0
     assert len(row["rounds_s"]["workspace"]) == 2
     assert any(line.startswith("    40 |") for line in out)
+
+
+def test_gpu_smoke_trains_both_local_presets_and_writes_the_attention_fallbacks(tmp_path):
+    script = str(ROOT / "scripts" / "gpu_smoke.py")
+    run = subprocess.run([sys.executable, script, "cpu"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "local-2d trains on cpu" in run.stdout and "local-3d trains on cpu" in run.stdout
+    subprocess.run(
+        [sys.executable, script, "cpu", "--attention-configs", str(tmp_path)], check=True, timeout=300
+    )
+    from ginr_cli.nn.config import GINRConfig
+    from ginr_cli.nn.ginr import MambaGINR
+
+    for name in ("local-2d", "local-3d"):
+        cfg = GINRConfig.from_dict(json.loads((tmp_path / f"{name}-attention.json").read_text()))
+        assert cfg.encoder.mixer == "attention" and cfg.tokenizer.pos_embed == "fourier"
+        assert MambaGINR(cfg).reader is not None  # the same architecture, local features and all

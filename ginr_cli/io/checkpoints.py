@@ -137,6 +137,12 @@ def describe_model(folder: str | Path) -> dict:
             else {}
         ),
         "width x depth": f"{cfg.encoder.d_model} x {cfg.encoder.n_layers}",
+        "patch": "x".join([str(cfg.tokenizer.patch_size)] * cfg.rank),
+        "local features": (
+            f"stem {cfg.features.stem_width} wide, {cfg.features.stem_blocks} residual blocks"
+            if cfg.features.local
+            else "none"
+        ),
         "latent (m x d)": f"{cfg.positions.num_lp} x {cfg.encoder.d_model}",
         "parameters": sum(t.numel() for t in state.values()),
         "weights MB": round(path.stat().st_size / 2**20, 2),

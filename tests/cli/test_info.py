@@ -26,8 +26,18 @@ def test_info_describes_a_model_folder(tmp_path):
     facts = json.loads(result.stdout)
     assert facts["kind"] == "volume" and facts["fingerprint"] == fp and facts["tile"] == "8x8x8"
     assert facts["inner width x state"] == f"{2 * cfg.encoder.d_model} x {cfg.encoder.d_state}"
+    assert facts["patch"] == "2x2x2" and facts["local features"] == "none"
     table = runner.invoke(app, ["info", str(tmp_path / "vol")])
     assert table.exit_code == 0 and fp in table.output
+
+
+def test_info_names_a_models_local_features(tmp_path):
+    from ginr_cli.nn.config import FeatureConfig
+
+    cfg = tiny_config(2, features=FeatureConfig(local=True, stem_width=8, stem_blocks=2))
+    save_model(MambaGINR(cfg), tmp_path / "local")
+    facts = json.loads(runner.invoke(app, ["info", str(tmp_path / "local"), "--json"]).stdout)
+    assert facts["local features"] == "stem 8 wide, 2 residual blocks" and facts["patch"] == "4x4"
 
 
 def test_info_on_a_missing_model_is_one_line_and_exit_1(tmp_path):
