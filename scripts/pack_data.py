@@ -1,7 +1,7 @@
 """Build a compact pack of the training data to carry to a remote GPU machine, which cannot reach the
 package registries that scripts/prepare_data.py fetches from, and takes only a few tens of MiB along.
 
-    python scripts/pack_data.py --out gpu-pack [--max-mib 45]   # gpu-pack/{images/*.jpg,volumes/*.nii.gz}
+    python scripts/pack_data.py --out gpu-pack [--max-mib 54]   # gpu-pack/{images/*.jpg,volumes/*.nii.gz}
 
 Images: every picture of data/wallpapers/train and data/photos/train, downscaled by a whole factor
 with Pillow's antialiased LANCZOS so that its longer side is at most 1600 px (and at least halved when
@@ -49,7 +49,7 @@ def pack_image(source: Path, dest: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write images/ and volumes/ into")
-    parser.add_argument("--max-mib", type=float, default=45, help="the most the pack may take, in MiB")
+    parser.add_argument("--max-mib", type=float, default=54, help="the most the pack may take, in MiB")
     args = parser.parse_args()
     images, volumes = args.out / "images", args.out / "volumes"
     for folder in (images, volumes):

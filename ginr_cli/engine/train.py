@@ -141,7 +141,7 @@ def _build_model(opts: TrainOptions) -> MambaGINR:
     if opts.init_from:
         model, _ = load_model(find_model(opts.init_from))
         return model.train()
-    if opts.model.endswith(".json"):  # a config file: a preset's fields, changed (see `ginr info`)
+    if opts.model.endswith(".json"):  # a config file, as a model folder's config.json
         try:
             cfg = GINRConfig.from_dict(json.loads(Path(opts.model).read_text()))
         except (OSError, ValueError, TypeError) as err:

@@ -188,3 +188,17 @@ def test_a_model_with_local_features_trains(photos, tmp_path):
     final = train(options(photos, tmp_path / "local", model="local-2d", steps=2, queries=32))
     model, _ = load_model(final)
     assert model.cfg.features.local and model.stem is not None
+
+
+def test_a_config_file_names_the_model_to_train_and_a_bad_one_is_a_usage_error(photos, tmp_path):
+    from ginr_cli.errors import UsageError
+    from tests.conftest import tiny_config
+
+    config = tmp_path / "mine.json"
+    config.write_text(json.dumps(tiny_config(2).to_dict()))
+    final = train(options(photos, tmp_path / "run", model=str(config), steps=1))
+    assert load_model(final)[0].cfg == tiny_config(2)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**tiny_config(2).to_dict(), "depth": 3}))
+    with pytest.raises(UsageError, match="broken.json as a model config: .*unknown key"):
+        train(options(photos, tmp_path / "bad", model=str(broken), steps=1))
