@@ -37,7 +37,7 @@ class LearnablePositions(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.lps = nn.Parameter(torch.randn(cfg.num_lp, d_model) * 0.02)  # (m, d)
-        self._orders: dict[int, tuple[Tensor, Tensor]] = {}
+        self._orders: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
     def indices(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """For n patch tokens: (lp_index (m,), order (n + m,), token_index (n,)), cached per n.

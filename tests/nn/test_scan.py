@@ -132,3 +132,16 @@ def test_cuda_backend_matches_reference(l):
     torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)
     for got, want in zip(grads(out, inputs), grads(ref, inputs), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-2)
+
+
+def test_the_environment_can_override_the_automatic_backend(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("GINR_SCAN_BACKEND", "reference")
+    assert scan.resolve_backend("auto", cpu) == "reference"
+    assert scan.resolve_backend("torch", cpu) == "torch"  # an explicit choice stands
+    inputs = make_inputs(1, 4, 3, 6)
+    kept = {k: inputs[k] for k in ("u", "delta", "A", "B", "C")}
+    torch.testing.assert_close(selective_scan(**kept), selective_scan_ref(**kept))
+    monkeypatch.setenv("GINR_SCAN_BACKEND", "fast")
+    with pytest.raises(ValueError, match="GINR_SCAN_BACKEND='fast': use one of reference, torch"):
+        scan.resolve_backend("auto", cpu)
