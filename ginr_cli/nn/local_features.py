@@ -59,6 +59,15 @@ class LocalReader(nn.Module):
         self.register_buffer(
             "offsets", torch.tensor(list(itertools.product((0, 1), repeat=rank))), persistent=False
         )
+        self._grids: dict[tuple, Tensor] = {}
+
+    def _sizes(self, grid: tuple[int, ...], like: Tensor) -> Tensor:
+        """The grid's sides as a tensor on `like`'s device, made once per grid: no host-to-device copy
+        in every call."""
+        key = (grid, like.device, like.dtype)
+        if key not in self._grids:
+            self._grids[key] = like.new_tensor(grid)
+        return self._grids[key]
 
     def project(self, tokens: Tensor, grid: tuple[int, ...]) -> Tensor:
         """Token outputs (b, n, d) in raster order of `grid` -> the field (b, *grid, 2^k * d_hidden)."""
@@ -69,7 +78,7 @@ class LocalReader(nn.Module):
         b, q, k = coords.shape
         grid = field.shape[1:-1]
         h = field.shape[-1] // self.corners
-        size = coords.new_tensor(grid)
+        size = self._sizes(grid, coords)  # (k,)
         pos = (coords + 1) / 2 * size - 0.5  # (b, q, k): cell centres at integers
         below = pos.floor()
         cells = (below.long()[:, :, None] + self.offsets).clamp_min(0)  # (b, q, 2^k, k)

@@ -320,6 +320,17 @@ def _run_chunked(u, delta, A, B, C, D, z, delta_bias, softplus, reverse) -> Tens
     return out
 
 
+_FLAGS: dict[tuple[tuple[bool, ...], torch.device], Tensor] = {}
+
+
+def _reverse_flags(reverse: tuple[bool, ...], device: torch.device) -> Tensor:
+    """The int32 flags of `reverse` on `device`, made once: no host-to-device copy in every call."""
+    key = (reverse, device)
+    if key not in _FLAGS:
+        _FLAGS[key] = torch.tensor([int(r) for r in reverse], dtype=torch.int32, device=device)
+    return _FLAGS[key]
+
+
 def selective_scan_triton(
     u: Tensor,
     delta: Tensor,
@@ -341,7 +352,7 @@ def selective_scan_triton(
     groups = 1 if B.dim() == 3 else B.shape[1]
     if B.dim() == 3:
         B, C = B[:, None], C[:, None]  # (b, 1, s, l)
-    flags = torch.tensor([int(r) for r in reverse] or [0] * groups, dtype=torch.int32, device=u.device)
+    flags = _reverse_flags(tuple(bool(r) for r in reverse) or (False,) * groups, u.device)
     y = _SelectiveScanTriton.apply(
         prep(u), prep(delta), prep(A), prep(B), prep(C), prep(D), prep(z), prep(delta_bias),
         delta_softplus, flags,
