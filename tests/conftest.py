@@ -9,7 +9,14 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from ginr_cli.nn.config import EncoderConfig, GINRConfig, HyponetConfig, PositionConfig, TokenizerConfig
+from ginr_cli.nn.config import (
+    EncoderConfig,
+    GINRConfig,
+    HyponetConfig,
+    LatentConfig,
+    PositionConfig,
+    TokenizerConfig,
+)
 
 # ../shared beside the checkout: the real benchmark images of DATA.md.
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,6 +40,17 @@ def tiny_config(rank: int = 2, mixer: str = "mamba", backend: str = "torch", **c
         hyponet=HyponetConfig(d_hidden=16, n_heads=2, n_freqs=4),
     )
     return cfg.replace(**changes) if changes else cfg
+
+
+def tiny_codec_config(rank: int = 2) -> GINRConfig:
+    """A codec model (latent grid) small enough for unit tests: one LP per 4x4 (2^3) patch, 4 channels."""
+    return tiny_config(
+        rank,
+        name=f"test-codec-{rank}d",
+        positions=PositionConfig(num_lp=1, placement="per-token"),
+        hyponet=HyponetConfig(d_hidden=16, n_heads=2, n_freqs=4, n_attn_layers=0, use_base=False),
+        latent=LatentConfig(grid=True, width=4, synthesis_width=8, synthesis_blocks=1),
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -59,19 +59,23 @@ OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Redo outputs
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also process subfolders.")]
 
 DEFAULT_MODELS = {"image": "image", "volume": "volume"}
+DEFAULT_CODECS = {"image": "image-codec", "volume": "volume-codec"}  # encode and decode
 
 
 class Models:
     """Loads the model for each kind of input on first use: `--model` if given, else the shipped default."""
 
-    def __init__(self, choice: str | None, device):
+    def __init__(self, choice: str | None, device, codec: bool = False):
         self.choice, self.device, self.loaded = choice, device, {}
+        self.defaults = DEFAULT_CODECS if codec else DEFAULT_MODELS
 
-    def __call__(self, kind: str):
+    def __call__(self, kind: str, recorded: str | None = None):
+        """The model for `kind`: --model, else `recorded` (the model a latent names) when it is a shipped
+        model, else the default."""
         from ginr_cli.errors import GinrError
-        from ginr_cli.io.checkpoints import find_model, load_model
+        from ginr_cli.io.checkpoints import find_model, load_model, shipped_models
 
-        name = self.choice or DEFAULT_MODELS[kind]
+        name = self.choice or (recorded if recorded in shipped_models() else self.defaults[kind])
         if name not in self.loaded:
             self.loaded[name] = load_model(find_model(name), self.device)
         model, fp = self.loaded[name]

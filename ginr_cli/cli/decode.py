@@ -77,7 +77,7 @@ def decode(
     from ginr_cli.cli.progress import Reporter
     from ginr_cli.engine import targets
     from ginr_cli.engine.batch import plan_jobs, run_jobs, split_name
-    from ginr_cli.engine.codec import decode_file, peek_source
+    from ginr_cli.engine.codec import decode_file, peek_model, peek_source
     from ginr_cli.engine.infer import pick_device
     from ginr_cli.errors import GinrError, UsageError
 
@@ -106,7 +106,7 @@ def decode(
 
     jobs = plan_jobs(latents, output, lambda p: p.name.endswith(".safetensors"), ext=name_for)
     torch_device = pick_device(device)
-    models = Models(model, torch_device)
+    models = Models(model, torch_device, codec=True)
 
     def out_shape_of(source: dict) -> tuple[int, ...]:
         shape = source["shape"]
@@ -116,7 +116,7 @@ def decode(
 
     def run(job):
         kind = peek_source(job.src)["kind"]
-        net, fp = models("image" if kind == "image" else "volume")
+        net, fp = models("image" if kind == "image" else "volume", peek_model(job.src))
         plane = None
         if slice_ is not None:
             shape = peek_source(job.src)["shape"]

@@ -27,7 +27,12 @@ def encode(
         Path, typer.Option("--output", "-o", help="Output folder (or .safetensors path for one input).")
     ],
     kind: Annotated[str, typer.Option(help="auto, image or volume.")] = "auto",
-    fp32: Annotated[bool, typer.Option("--fp32", help="Store latents in float32 (default float16).")] = False,
+    quality: Annotated[
+        int, typer.Option(min=1, max=5, help="1 (smallest) to 5 (most faithful): the quantisation step.")
+    ] = 3,
+    refine: Annotated[
+        int, typer.Option(min=0, help="Gradient steps fitting the latents to each file (0: the encoder's).")
+    ] = 30,
     check: Annotated[
         bool, typer.Option("--check", help="Decode back at scale 1 and report the PSNR.")
     ] = False,
@@ -49,9 +54,8 @@ def encode(
     \b
     Examples:
       ginr encode scan.nii.gz -o scan.safetensors --check
+      ginr encode photos/ -o latents/ --quality 2 --json
     """
-    import torch
-
     from ginr_cli.cli.common import Models
     from ginr_cli.cli.progress import Reporter
     from ginr_cli.cli.upscale import input_kind
@@ -63,7 +67,7 @@ def encode(
         inputs, output, lambda p: input_kind(p, kind) is not None, recursive, ext=lambda src: ".safetensors"
     )
     torch_device = pick_device(device)
-    models = Models(model, torch_device)
+    models = Models(model, torch_device, codec=True)
 
     def run(job):
         which = input_kind(job.src, kind)
@@ -77,10 +81,12 @@ def encode(
             which,
             tile,
             batch,
-            torch.float32 if fp32 else torch.float16,
             check,
             max_pixels,
             reporter.tiles,
+            quality,
+            refine,
+            lambda done, total: reporter.tiles(done, total, "  refine"),
         )
 
     reporter = Reporter(len(jobs), "encode", quiet, verbose=True if not quiet else verbose, as_json=as_json)

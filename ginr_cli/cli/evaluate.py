@@ -25,6 +25,14 @@ def evaluate(
     ] = "auto",
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot of PSNR against scale.")] = None,
     per_item: Annotated[bool, typer.Option("--per-item", help="Also print every item's scores.")] = False,
+    codec: Annotated[
+        bool,
+        typer.Option(
+            "--codec", help="Rate-distortion of latents (ginr encode) against JPEG, WebP and others."
+        ),
+    ] = False,
+    qualities: Annotated[str, typer.Option(help="--codec: the encode qualities to measure.")] = "1,2,3,4,5",
+    refine: Annotated[int, typer.Option(min=0, help="--codec: encode's refinement steps.")] = 30,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
@@ -36,6 +44,7 @@ def evaluate(
     Examples:
       ginr eval Set5/ --scales 2,3,4 --plot set5.png
       ginr eval scan.nii.gz --scales 2,4 --axis 2
+      ginr eval photos/ --codec --plot rd.png
     """
     from ginr_cli.cli.common import Models
     from ginr_cli.engine import evaluate as ev
@@ -49,7 +58,13 @@ def evaluate(
     values = targets.parse_floats(scales, "--scales")
     which = kind if kind != "auto" else ("volume" if all(is_volume_path(p) for p in data) else "image")
     torch_device = pick_device(device)
-    net, _ = Models(model, torch_device)(which)
+    net, fingerprint = Models(model, torch_device, codec=codec)(which)
+    if codec:
+        levels = [int(v) for v in targets.parse_floats(qualities, "--qualities")]
+        _rate_distortion(
+            net, fingerprint, torch_device, data, which, levels, refine, plot, per_item, quiet, as_json
+        )
+        return
 
     def show(score: ev.Score) -> None:
         if per_item and not quiet and not as_json:
@@ -76,3 +91,48 @@ def evaluate(
             typer.echo(
                 f"{r['scale']:>6g} | {r['method']:<13} | {r['n']:>3} | {r['psnr']:>8.3f} | {r['ssim']:>6.4f}"
             )
+
+
+def _rate_distortion(net, fingerprint, device, data, kind, qualities, refine, plot, per_item, quiet, as_json):
+    """`ginr eval --codec`: every file encoded at each quality beside the classic codecs; a table of the
+    means at each quality, and each baseline's PSNR at the same bits."""
+    from ginr_cli.engine import rate_distortion as rd
+    from ginr_cli.engine.codec import quality_step
+    from ginr_cli.engine.data import find_files
+    from ginr_cli.errors import GinrError
+
+    for q in qualities:
+        quality_step(q)  # refuses an unknown quality before any work
+    files = [f for item in data for f in (find_files(item, kind) if item.is_dir() else [item])]
+    points: list[rd.RatePoint] = []
+    for path in files:
+        if not path.is_file():
+            raise GinrError("no such file", path)
+        points += rd.baselines(path, kind)
+        points += rd.ginr_points(net, fingerprint, device, path, kind, qualities, refine)
+        if per_item and not quiet and not as_json:
+            for p in points:
+                if p.item == path.name:
+                    typer.echo(
+                        f"{p.item:<28} {p.method:<14} {p.setting:>3} {p.bits:7.4f} bits {p.psnr:7.3f} dB  SSIM {p.ssim:.4f}"
+                    )
+    rows = rd.summary(points)
+    if plot:
+        rd.plot(points, plot, f"{net.cfg.name} on {', '.join(p.name for p in data)}")
+    if as_json:
+        typer.echo(json.dumps({"model": net.cfg.name, "summary": rows, "items": rd.to_dicts(points)}))
+        return
+    if quiet:
+        return
+    unit = "pixel" if kind == "image" else "voxel"
+    others = [k for k in rows[0] if k.endswith("_psnr")] if rows else []
+    typer.echo(f"ginr ({net.cfg.name}) on {len(files)} file(s); baselines' PSNR at ginr's bits per {unit}")
+    header = f"{'quality':>7} | {'bits':>7} | {'PSNR':>7} | {'SSIM':>6} | " + " | ".join(
+        f"{k:>18}" for k in others
+    )
+    typer.echo(header)
+    for r in rows:
+        cells = " | ".join(f"{'-' if r[k] is None else format(r[k], '.3f'):>18}" for k in others)
+        typer.echo(f"{r['quality']:>7} | {r['bits']:>7.4f} | {r['psnr']:>7.3f} | {r['ssim']:>6.4f} | {cells}")
+    for key in (k for k in (rows[0] if rows else {}) if k.endswith("_bits")):
+        typer.echo(f"{key[:-5]}: {rows[0][key]:.4f} bits per {unit}")

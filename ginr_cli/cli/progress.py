@@ -21,6 +21,7 @@ class Reporter:
         self.total, self.verb, self.quiet, self.verbose, self.as_json = total, verb, quiet, verbose, as_json
         self.progress = None
         self.tiles_shown = False
+        self.tile_label = "  tiles"
         if not quiet and not as_json and sys.stdout.isatty() and total > 0:
             from rich.progress import (
                 BarColumn,
@@ -55,12 +56,17 @@ class Reporter:
     def start(self, index: int, job: Job) -> None:
         if self.progress is not None:
             self.progress.update(self.task, name=job.src.name)
-            self.progress.reset(self.tile_task, total=None, visible=False)
+            self.progress.reset(self.tile_task, total=None, visible=False, description="  tiles")
             self.tiles_shown = False
+            self.tile_label = "  tiles"
 
-    def tiles(self, done: int, total: int) -> None:
-        """The file in progress has `done` of `total` tiles finished (see tiling.OnTiles)."""
+    def tiles(self, done: int, total: int, label: str = "  tiles") -> None:
+        """The file in progress has `done` of `total` tiles (or, with another `label`, steps of another
+        phase) finished (see tiling.OnTiles)."""
         if self.progress is not None:
+            if label != self.tile_label:  # a new phase: its own count and ETA
+                self.tile_label = label
+                self.progress.reset(self.tile_task, total=total, description=label)
             self.tiles_shown = self.tiles_shown or done < total
             self.progress.update(self.tile_task, completed=done, total=total, visible=self.tiles_shown)
 

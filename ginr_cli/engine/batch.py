@@ -131,7 +131,16 @@ class Summary:
             "failed": [{"input": str(o.job.src), "error": o.message} for o in self.failures],
             "interrupted": self.interrupted,
             "outputs": [str(o.job.dst) for o in self.outcomes if o.status == "done"],
+            **({"results": results} if (results := self._results()) else {}),
         }
+
+    def _results(self) -> list[dict]:
+        """Per-file figures of the commands that report them (encode: size, bits, ratios, PSNR)."""
+        return [
+            {"input": str(o.job.src), "output": str(o.job.dst), **o.result.to_dict()}
+            for o in self.outcomes
+            if o.status == "done" and hasattr(o.result, "to_dict")
+        ]
 
 
 def run_jobs(

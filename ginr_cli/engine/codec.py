@@ -2,11 +2,17 @@
 
 An image's latent has one frame for its colour and, when it has alpha, a second frame for the alpha
 (run through the model as a gray image). A volume's frames are its time points (one for 3D).
+
+What is stored is quantised (`io/latents.py`). A codec model's latent grid is quantised with one step
+for every channel, set by `quality` (the step it was trained at is quality 3), after `refine` steps that
+fit it to this file (`engine/refine.py`). Other models' LP latents are stored with 8 bits per value (each
+channel's largest magnitude over 127): they were not trained for a rate, and only their fidelity counts.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,24 +21,55 @@ import torch
 
 from ginr_cli.engine import metrics, normalize, targets
 from ginr_cli.engine.infer import default_grid, encode_tiles, fit_channels, latent_render
+from ginr_cli.engine.refine import OnStep, refine_latents
 from ginr_cli.engine.tiling import OnTiles, OutputGrid, TileGrid, frame_progress, stitch
 from ginr_cli.errors import GinrError, UsageError
-from ginr_cli.io.latents import LatentFile, load_latent, read_source_metadata, save_latent
+from ginr_cli.io.latents import LatentFile, load_latent, read_model_name, read_source_metadata, save_latent
 from ginr_cli.nn.ginr import MambaGINR
+
+QUALITIES = (1, 2, 3, 4, 5)
+DEFAULT_QUALITY = 3
+DEFAULT_REFINE = 30  # steps; see the volume codec's card for what they buy and cost
+
+
+def quality_step(quality: int) -> float:
+    """The quantisation step of a codec model's latents at `quality`: half a step finer per level."""
+    if quality not in QUALITIES:
+        raise UsageError(f"--quality must be one of {', '.join(map(str, QUALITIES))}, not {quality}")
+    return 2.0 ** ((DEFAULT_QUALITY - quality) / 2)
 
 
 @dataclass
 class EncodeReport:
     latent_bytes: int
     raw_bytes: int
+    source_bytes: int  # the input file's size
+    sites: int  # pixels or voxels (per frame)
+    unit: str  # "pixel" or "voxel"
     psnr: float | None = None
 
     @property
     def ratio(self) -> float:
         return self.raw_bytes / max(self.latent_bytes, 1)
 
+    @property
+    def bits_per_site(self) -> float:
+        return 8 * self.latent_bytes / max(self.sites, 1)
+
+    def to_dict(self) -> dict:
+        return {
+            "bytes": self.latent_bytes,
+            f"bits_per_{self.unit}": round(self.bits_per_site, 4),
+            "raw_bytes": self.raw_bytes,
+            "ratio_to_raw": round(self.ratio, 3),
+            "source_bytes": self.source_bytes,
+            "ratio_to_source": round(self.source_bytes / max(self.latent_bytes, 1), 3),
+            "psnr": None if self.psnr is None else round(self.psnr, 3),
+        }
+
     def __str__(self) -> str:
-        text = f"latent {self.latent_bytes / 1024:.1f} KiB, raw {self.raw_bytes / 1024:.1f} KiB"
+        text = f"latent {self.latent_bytes / 1024:.1f} KiB ({self.bits_per_site:.3f} bits a {self.unit}), "
+        text += f"source file {self.source_bytes / 1024:.1f} KiB, raw {self.raw_bytes / 1024:.1f} KiB"
         text += f" ({self.ratio:.2f}x smaller)" if self.ratio >= 1 else f" ({1 / self.ratio:.2f}x larger)"
         return text + (f", PSNR at scale 1: {self.psnr:.2f} dB" if self.psnr is not None else "")
 
@@ -95,30 +132,41 @@ def encode_file(
     kind: str,
     tile: int | None = None,
     batch: int = 8,
-    dtype: torch.dtype = torch.float16,
     check: bool = False,
     max_pixels: int | None = None,
     on_tiles: OnTiles | None = None,
+    quality: int = DEFAULT_QUALITY,
+    refine: int = DEFAULT_REFINE,
+    on_refine: OnStep | None = None,
 ) -> EncodeReport:
     frames, source, norm, raw = _image_source(src, max_pixels) if kind == "image" else _volume_source(src)
     shape = source["shape"]
     grid = default_grid(model, shape, tile)
-    latents = torch.stack(
-        [
-            encode_tiles(
-                model,
-                fit_channels(f, model)[0],
-                grid,
-                device,
-                batch,
-                frame_progress(on_tiles, i, len(frames)),
+    codec = model.cfg.latent.grid
+    step = quality_step(quality)
+    stored = []
+    for i, frame in enumerate(frames):
+        fitted = fit_channels(frame, model)[0]
+        latents = encode_tiles(model, fitted, grid, device, batch, frame_progress(on_tiles, i, len(frames)))
+        if codec:
+            progress = None if on_refine is None else frame_progress(on_refine, i, len(frames))
+            stored.append(
+                refine_latents(model, fitted, grid, latents / step, step, refine, device, on_step=progress)
             )
-            for i, f in enumerate(frames)
-        ]
+        else:
+            stored.append(latents)
+    latents = torch.stack(stored)  # (frames, tiles, m, w)
+    if codec:
+        steps = torch.full((latents.shape[-1],), step)
+    else:  # 8 bits a value, each channel scaled to its largest magnitude
+        steps = latents.abs().amax(dim=(0, 1, 2)).clamp_min(1e-8) / 127
+        latents = latents / steps
+    latent = LatentFile(
+        latents.round(), steps, model.cfg.name, fingerprint, source, norm.to_dict(), grid.to_dict()
     )
-    latent = LatentFile(latents, model.cfg.name, fingerprint, source, norm.to_dict(), grid.to_dict())
-    save_latent(dst, latent, dtype)
-    report = EncodeReport(dst.stat().st_size, raw)
+    save_latent(dst, latent)
+    unit = "pixel" if kind == "image" else "voxel"
+    report = EncodeReport(dst.stat().st_size, raw, src.stat().st_size, math.prod(shape), unit)
     if check:  # decode back at scale 1 from what was written, compare with the source
         decoded = render_frames(
             model, open_latent(dst, model, fingerprint), OutputGrid.full(shape, shape), device, batch
@@ -141,7 +189,7 @@ def render_frames(
     """Each frame of a latent rendered on `out`: (c, *out.shape) in model units."""
     grid = TileGrid.from_dict(latent.tiles)
     frames = []
-    for i, latents in enumerate(latent.latents):
+    for i, latents in enumerate(latent.values()):
         channels = latent.source["channels"] if i == 0 or latent.source["kind"] != "image" else 1
         render = latent_render(model, latents, grid, device)
         progress = frame_progress(on_tiles, i, len(latent.latents))
@@ -153,8 +201,13 @@ def render_frames(
 
 
 def open_latent(path: Path, model: MambaGINR, fingerprint: str) -> LatentFile:
-    latent = load_latent(path, fingerprint, (model.cfg.positions.num_lp, model.cfg.encoder.d_model))
+    latent = load_latent(path, fingerprint)
     grid = TileGrid.from_dict(latent.tiles)
+    need = model.latent_shape(grid.tile)
+    if tuple(latent.latents.shape[2:]) != need:
+        raise GinrError(
+            f"latents of shape (m, d) = {tuple(latent.latents.shape[2:])}, the model needs {need}", path
+        )
     if latent.latents.shape[1] != len(grid):
         raise GinrError(f"{latent.latents.shape[1]} tiles of latents for a grid of {len(grid)} tiles", path)
     if len(latent.source["shape"]) != model.cfg.rank:
@@ -191,6 +244,11 @@ def output_grid(
 def peek_source(path: Path) -> dict:
     """The source metadata of a latent, without loading its tensors."""
     return read_source_metadata(path)
+
+
+def peek_model(path: Path) -> str | None:
+    """The name of the model that wrote a latent, without loading its tensors."""
+    return read_model_name(path)
 
 
 def decode_file(

@@ -193,6 +193,34 @@ def validate(
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
+@torch.no_grad()
+def validate_codec(model: MambaGINR, arrays, spec: training_data.SampleSpec, device, seed: int):
+    """A codec model on central crops, latents rounded as stored: (PSNR at scale 1, bits per pixel)."""
+    model.eval()
+    scores, rates = [], []
+    for i in range(4):
+        array = arrays[int(np.random.default_rng([seed, 98, i]).integers(len(arrays)))]
+        t = spec.tile
+        start = [(n - t) // 2 for n in array.shape[1:]]
+        crop = array[(slice(None), *(slice(a, a + t) for a in start))].float()[None].to(device)
+        latents = torch.round(model.encode(crop))
+        rates.append(model.rate(latents).sum().item() / t**model.cfg.rank)
+        pred = model.decode_grid(latents, crop.shape[2:], shape=crop.shape[2:])
+        scores.append(_psnr(pred.cpu(), crop.cpu()))
+    model.train()
+    return float(np.mean(scores)), float(np.mean(rates))
+
+
+def _validate_any(model: MambaGINR, arrays, spec, device, seed: int, out: Path, step: int) -> dict:
+    """The log's validation columns: PSNR and bicubic's for an upscaler, PSNR and bits for a codec."""
+    if model.cfg.latent.grid:
+        ours, bits = validate_codec(model, arrays, spec, device, seed)
+        return {"psnr": round(ours, 3), "val_bpp": round(bits, 4)}
+    preview = out / f"preview-{step:06d}.png" if model.cfg.rank == 2 else None
+    ours, bicubic = validate(model, arrays, spec, device, seed, preview)
+    return {"psnr": round(ours, 3), "psnr_bicubic": round(bicubic, 3)}
+
+
 def _psnr(pred: torch.Tensor, truth: torch.Tensor) -> float:
     mse = (pred.clamp(-1, 1) - truth).square().mean().item()
     return 10 * math.log10(4.0 / max(mse, 1e-12))
@@ -231,7 +259,9 @@ def train(
         if opts.val_data
         else arrays
     )
-    spec = training_data.SampleSpec(cfg.input_size, opts.queries, opts.scale_min, opts.scale_max)
+    codec = cfg.latent.grid
+    scales = (1.0, 1.0) if codec else (opts.scale_min, opts.scale_max)  # a codec reproduces its input
+    spec = training_data.SampleSpec(cfg.input_size, opts.queries, *scales)
     samples = training_data.SuperResolutionSamples(
         arrays, spec, length=opts.steps * opts.batch, seed=opts.seed
     )
@@ -285,13 +315,20 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = rate
         with autocast:
-            pred = net(batch["lr"], batch["coords"], batch["cell"], use_base=use_base)
-        loss = F.l1_loss(pred.float(), batch["target"])
+            if codec:
+                pred, bits = net(batch["lr"], batch["coords"], batch["cell"], with_rate=True)
+            else:
+                pred = net(batch["lr"], batch["coords"], batch["cell"], use_base=use_base)
+        if codec:  # rate and distortion, as the codec is judged: squared error plus its bits' worth
+            loss = F.mse_loss(pred.float(), batch["target"]) + cfg.latent.rate_weight * bits.float().mean()
+        else:
+            loss = F.l1_loss(pred.float(), batch["target"])
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             # The gradient of log(loss): refining an interpolation and reconstructing from the latents
             # alone have errors 10-30x apart, and Adam would otherwise tune its step to the larger one.
-            (loss / loss.detach().clamp_min(1e-8)).backward()
+            # (A codec's loss is a rate-distortion trade-off, whose terms must keep their weights.)
+            (loss if codec else loss / loss.detach().clamp_min(1e-8)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
             optimizer.step()
         else:  # NaN guard: skip the update, keep going
@@ -306,11 +343,10 @@ def train(
             "seconds": round(time.perf_counter() - started, 2),
             "psnr": "",
             "psnr_bicubic": "",
+            **({"bpp": round(bits.float().mean().item(), 4), "val_bpp": ""} if codec else {}),
         }
         if step % opts.validate_every == 0 or step == opts.steps:
-            preview = out / f"preview-{step:06d}.png" if cfg.rank == 2 else None
-            ours, bicubic = validate(model, val_arrays, spec, device, opts.seed, preview)
-            row["psnr"], row["psnr_bicubic"] = round(ours, 3), round(bicubic, 3)
+            row.update(_validate_any(model, val_arrays, spec, device, opts.seed, out, step))
         if step % opts.log_every == 0 or row["psnr"] != "":
             _append_csv(out / "log.csv", row)
             if board:
@@ -323,10 +359,11 @@ def train(
             _save_checkpoint(model, optimizer, step, checkpoint)
     if timed_out and rank == 0:
         log.warning("time limit of %s minutes reached at step %d of %d", opts.time_limit, step, opts.steps)
-        preview = out / f"preview-{step:06d}.png" if cfg.rank == 2 else None
-        ours, bicubic = validate(model, val_arrays, spec, device, opts.seed, preview)
         row = {"step": step, "loss": "", "lr": "", "seconds": round(time.perf_counter() - started, 2)}
-        _append_csv(out / "log.csv", {**row, "psnr": round(ours, 3), "psnr_bicubic": round(bicubic, 3)})
+        row.update({"psnr": "", "psnr_bicubic": "", **({"bpp": "", "val_bpp": ""} if codec else {})})
+        _append_csv(
+            out / "log.csv", {**row, **_validate_any(model, val_arrays, spec, device, opts.seed, out, step)}
+        )
         _save_checkpoint(model, optimizer, step, checkpoint)
     if step < opts.steps and not timed_out:  # stopped early: no final model
         return checkpoint

@@ -1,8 +1,14 @@
 """The latent file: one `.safetensors` per input.
 
-Tensors:  "latents"  (frames, tiles, m, d), float16 by default (float32 on request).
+Format 2 stores the latents quantised and entropy-coded: latent = integer x step, per channel.
+Tensors:  "codes"  uint8 (bytes,): an LZMA (.xz) stream of the integers, little-endian `ginr.codes.dtype`
+                   (int8 or int16), laid out (frames, d, tiles, m): channel by channel, so each channel's
+                   statistics sit together for the coder
+          "steps"  float32 (d,): the quantisation step of each channel
 Metadata: str -> str, JSON under `ginr.*` keys:
-    ginr.format         format version (an integer); a newer one than this ginr knows is refused
+    ginr.format         format version (an integer): 2. A newer one is refused ("upgrade ginr"), and so
+                        is format 1 (float latents of earlier versions: encode the source again)
+    ginr.codes          {"shape": [frames, tiles, m, d], "dtype": "int8" | "int16"}
     ginr.model          {"name", "fingerprint"} of the model that encoded it; decoding needs the same model
     ginr.source         what is needed to write the output like the source: kind ("image" | "nifti" |
                         "tiff"), shape (spatial), channels, dtype, and the kind's geometry and metadata
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import lzma
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +34,16 @@ from safetensors.torch import save_file
 from ginr_cli.errors import GinrError
 from ginr_cli.io.atomic import atomic_path
 
-FORMAT_VERSION = 1
-KEYS = ("ginr.format", "ginr.model", "ginr.source", "ginr.normalization", "ginr.tiles")
+FORMAT_VERSION = 2
+KEYS = ("ginr.format", "ginr.codes", "ginr.model", "ginr.source", "ginr.normalization", "ginr.tiles")
+MAX_DECODED = 1 << 33  # bytes an LZMA stream may unpack to: a bomb is refused, not unpacked
 SOURCE_KEYS = ("kind", "shape", "channels", "dtype", "name")
 
 
 @dataclass
 class LatentFile:
-    latents: torch.Tensor  # (frames, tiles, m, d)
+    latents: torch.Tensor  # (frames, tiles, m, d): integers, in units of `steps`
+    steps: torch.Tensor  # (d,) the quantisation step of each channel: the latents are latents * steps
     model_name: str
     fingerprint: str
     source: dict[str, Any]
@@ -42,17 +51,54 @@ class LatentFile:
     tiles: dict[str, Any]  # engine.tiling.TileGrid.to_dict()
     format: int = field(default=FORMAT_VERSION)
 
+    def values(self) -> torch.Tensor:
+        """The latents the decoder takes: (frames, tiles, m, d) float32."""
+        return self.latents.float() * self.steps.float()
 
-def save_latent(path: str | Path, latent: LatentFile, dtype: torch.dtype = torch.float16) -> None:
+
+def pack_codes(integers: torch.Tensor) -> tuple[bytes, str]:
+    """Integers (frames, tiles, m, d) -> (LZMA stream of them in (frames, d, tiles, m) order, dtype)."""
+    values = integers.round().to(torch.int64)
+    small = values.numel() == 0 or (values.min() >= -128 and values.max() <= 127)
+    if not small and (values.min() < -32768 or values.max() > 32767):
+        raise ValueError("latent integers beyond int16: the quantisation step is too fine")
+    dtype = "int8" if small else "int16"
+    array = values.permute(0, 3, 1, 2).numpy().astype("<i1" if small else "<i2")
+    return lzma.compress(array.tobytes(), preset=6), dtype
+
+
+def unpack_codes(stream: bytes, shape: list[int], dtype: str) -> torch.Tensor:
+    """The inverse of `pack_codes`: (frames, tiles, m, d) int64. Raises ValueError on a broken stream."""
+    width = {"int8": 1, "int16": 2}[dtype]
+    need = math.prod(shape) * width
+    if need > MAX_DECODED:
+        raise ValueError(f"latents of {need} bytes, more than a latent may hold")
+    try:
+        raw = lzma.LZMADecompressor().decompress(stream, max_length=need + 1)
+    except lzma.LZMAError as err:
+        raise ValueError(f"broken latent codes ({err})") from err
+    if len(raw) != need:
+        raise ValueError(f"latent codes of {len(raw)} bytes, their shape {shape} needs {need}")
+    array = np.frombuffer(raw, dtype="<i1" if width == 1 else "<i2").reshape(shape[0], shape[3], *shape[1:3])
+    return torch.from_numpy(array.astype(np.int64)).permute(0, 2, 3, 1).contiguous()
+
+
+def save_latent(path: str | Path, latent: LatentFile) -> None:
+    stream, dtype = pack_codes(latent.latents)
     metadata = {
         "ginr.format": str(FORMAT_VERSION),
+        "ginr.codes": json.dumps({"shape": list(latent.latents.shape), "dtype": dtype}),
         "ginr.model": json.dumps({"name": latent.model_name, "fingerprint": latent.fingerprint}),
         "ginr.source": json.dumps(latent.source),
         "ginr.normalization": json.dumps(latent.normalization),
         "ginr.tiles": json.dumps(latent.tiles),
     }
+    tensors = {
+        "codes": torch.frombuffer(bytearray(stream), dtype=torch.uint8),
+        "steps": latent.steps.float().contiguous(),
+    }
     with atomic_path(path) as tmp:
-        save_file({"latents": latent.latents.to(dtype).contiguous()}, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def read_source_metadata(path: str | Path) -> dict[str, Any]:
@@ -73,6 +119,16 @@ def read_source_metadata(path: str | Path) -> dict[str, Any]:
     except ValueError as err:  # JSONDecodeError is a ValueError
         raise GinrError(f"broken latent metadata: {err}", path) from err
     return source
+
+
+def read_model_name(path: str | Path) -> str | None:
+    """The name of the model that wrote a latent (None where its metadata does not say), without reading
+    its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return str(json.loads((f.metadata() or {})["ginr.model"])["name"])
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _unreadable(path: Path, err: Exception) -> GinrError:
@@ -190,28 +246,37 @@ def _frames(source: dict) -> int:
 def load_latent(
     path: str | Path, fingerprint: str | None = None, latent_shape: tuple[int, int] | None = None
 ) -> LatentFile:
-    """Read and validate a latent file. With `fingerprint` (and the model's (m, d) as `latent_shape`), refuse
-    a latent made by another model."""
+    """Read and validate a latent file. With `fingerprint` (and the model's (m, d) for this file as
+    `latent_shape`), refuse a latent made by another model."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            names = list(f.keys())
-            tensor = f.get_tensor("latents") if names == ["latents"] else None
+            names = sorted(f.keys())
+            tensors = {name: f.get_tensor(name) for name in names} if names == ["codes", "steps"] else None
     except FileNotFoundError as err:
         raise GinrError("no such file", path) from err
     except (SafetensorError, OSError, ValueError) as err:
         raise _unreadable(path, err) from err
-    if tensor is None:
-        raise GinrError(f"not a ginr latent: expected one tensor 'latents', found {names}", path)
+    version = metadata.get("ginr.format")
+    if version == "1" and "ginr.source" in metadata:
+        raise GinrError(
+            "latent format 1 (float latents, written by ginr before format 2) is no longer read: "
+            "encode the source again with this ginr",
+            path,
+        )
+    if tensors is None:
+        raise GinrError(f"not a ginr latent: expected tensors 'codes' and 'steps', found {names}", path)
     missing = [k for k in KEYS if k not in metadata]
     if missing:
         raise GinrError(f"not a ginr latent: metadata lacks {', '.join(missing)}", path)
     try:
-        version = int(metadata["ginr.format"])
-        if version > FORMAT_VERSION:
+        version = int(version)
+        if version != FORMAT_VERSION:
             raise GinrError(
-                f"latent format {version} is newer than this ginr reads ({FORMAT_VERSION}): upgrade ginr",
+                f"latent format {version} is newer than this ginr reads ({FORMAT_VERSION}): upgrade ginr"
+                if version > FORMAT_VERSION
+                else f"unknown latent format {version}",
                 path,
             )
         model = json.loads(metadata["ginr.model"])
@@ -230,29 +295,41 @@ def load_latent(
             or not 0 <= overlap < min(tile)
         ):
             raise ValueError(f"tile grid {tiles} does not fit the source shape {source['shape']}")
+        codes = json.loads(metadata["ginr.codes"])
+        code_shape, code_dtype = list(codes["shape"]), codes["dtype"]
+        if len(code_shape) != 4 or not all(_is_int(v) and v >= 0 for v in code_shape):
+            raise ValueError(f"codes of shape {code_shape}: expected (frames, tiles, m, d)")
+        if code_dtype not in ("int8", "int16"):
+            raise ValueError(f"codes of dtype {code_dtype!r}: expected int8 or int16")
     except GinrError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSONDecodeError is a ValueError
         raise GinrError(f"broken latent metadata: {err}", path) from err
-    if tensor.dim() != 4 or not tensor.is_floating_point():
+    steps, stream = tensors["steps"], tensors["codes"]
+    if stream.dim() != 1 or stream.dtype != torch.uint8:
+        raise GinrError(f"codes of shape {tuple(stream.shape)}, {stream.dtype}: expected uint8 bytes", path)
+    if steps.shape != (code_shape[3],) or not steps.is_floating_point() or not bool((steps > 0).all()):
         raise GinrError(
-            f"latents of shape {tuple(tensor.shape)}, {tensor.dtype}: expected float (frames, tiles, m, d)",
-            path,
+            f"steps of shape {tuple(steps.shape)}: expected {code_shape[3]} positive numbers", path
         )
-    if tensor.shape[0] != _frames(source):
+    if code_shape[0] != _frames(source):
         need = _frames(source)
-        raise GinrError(f"{tensor.shape[0]} frames of latents, the source metadata needs {need}", path)
+        raise GinrError(f"{code_shape[0]} frames of latents, the source metadata needs {need}", path)
     if fingerprint is not None and fp != fingerprint:
         raise GinrError(
             f"made by model '{name}' (fingerprint {fp}), not by the model given (fingerprint {fingerprint}): "
             f"decode it with the model that encoded it",
             path,
         )
-    if latent_shape is not None and tuple(tensor.shape[2:]) != tuple(latent_shape):
+    if latent_shape is not None and tuple(code_shape[2:]) != tuple(latent_shape):
         raise GinrError(
-            f"latents of shape (m, d) = {tuple(tensor.shape[2:])}, the model needs {latent_shape}", path
+            f"latents of shape (m, d) = {tuple(code_shape[2:])}, the model needs {tuple(latent_shape)}", path
         )
-    return LatentFile(tensor.float(), name, fp, source, normalization, tiles, version)
+    try:
+        integers = unpack_codes(stream.numpy().tobytes(), code_shape, code_dtype)
+    except ValueError as err:
+        raise GinrError(str(err), path) from err
+    return LatentFile(integers, steps.float(), name, fp, source, normalization, tiles, version)
 
 
 def describe_latent(path: str | Path) -> dict[str, Any]:
@@ -272,6 +349,9 @@ def describe_latent(path: str | Path) -> dict[str, Any]:
         "latents (frames, tiles, m, d)": "x".join(map(str, latent.latents.shape)),
         "tile grid": f"{latent.tiles['tile']} overlap {latent.tiles['overlap']}",
         "size KiB": round(path.stat().st_size / 1024, 1),
+        "bits per " + ("pixel" if source["kind"] == "image" else "voxel"): round(
+            8 * path.stat().st_size / max(1, math.prod(source["shape"])), 4
+        ),
     }
     if "spacing" in source:
         facts["spacing"] = (

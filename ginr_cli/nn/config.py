@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Placement = Literal["equidistant", "middle", "n-group"]
+Placement = Literal["equidistant", "middle", "n-group", "per-token"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +23,7 @@ class TokenizerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class PositionConfig:
-    num_lp: int = 16  # M learnable position tokens
+    num_lp: int = 16  # M learnable position tokens ("per-token": one shared vector, M = n)
     placement: Placement = "equidistant"
     group_size: int = 2  # LPs per group, for placement "n-group"
 
@@ -70,6 +70,21 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LatentConfig:
+    """A codec model's latent (`nn/latent_grid.py`). With `grid`, one LP sits before every patch token, its
+    output is mapped to `width` channels, and the decoder reads that grid locally (through `Synthesis`)
+    instead of attending to it: what `ginr encode` stores is `width` integers per patch."""
+
+    grid: bool = False
+    width: int = 16  # channels per LP
+    synthesis_width: int = 32  # channels of the synthesis convolutions
+    synthesis_blocks: int = 2
+    # Bits per pixel (voxel) are worth this much squared error in model units (values span 2): the
+    # operating point training and refinement aim for.
+    rate_weight: float = 2e-3
+
+
+@dataclass(frozen=True, kw_only=True)
 class GINRConfig:
     name: str = "custom"
     rank: Literal[2, 3] = 2  # k: spatial dimensions, 2 for images, 3 for volumes
@@ -81,6 +96,7 @@ class GINRConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     hyponet: HyponetConfig = field(default_factory=HyponetConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,6 +129,7 @@ _NESTED = {
     (GINRConfig, "encoder"): EncoderConfig,
     (GINRConfig, "hyponet"): HyponetConfig,
     (GINRConfig, "features"): FeatureConfig,
+    (GINRConfig, "latent"): LatentConfig,
 }
 
 PRESETS: dict[str, GINRConfig] = {
@@ -160,6 +177,30 @@ PRESETS: dict[str, GINRConfig] = {
         encoder=EncoderConfig(d_model=64, n_layers=3, d_state=8, n_heads=4),
         hyponet=HyponetConfig(d_hidden=64, n_heads=4, n_freqs=12),
         features=FeatureConfig(local=True, stem_width=24, stem_blocks=2),
+    ),
+    # Codecs: the latent is a grid of `width` integers per 4x4 (4^3) patch, decoded locally.
+    "codec-2d": GINRConfig(
+        name="codec-2d",
+        input_size=64,
+        positions=PositionConfig(num_lp=1, placement="per-token"),
+        encoder=EncoderConfig(d_model=96, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(
+            d_hidden=64, n_heads=4, n_freqs=4, n_attn_layers=0, n_mlp_layers=3, use_base=False
+        ),
+        latent=LatentConfig(grid=True, width=12, synthesis_width=64, synthesis_blocks=2, rate_weight=4e-3),
+    ),
+    "codec-3d": GINRConfig(
+        name="codec-3d",
+        rank=3,
+        in_channels=1,
+        out_channels=1,
+        input_size=32,
+        positions=PositionConfig(num_lp=1, placement="per-token"),
+        encoder=EncoderConfig(d_model=64, n_layers=3, d_state=8, n_heads=4),
+        hyponet=HyponetConfig(
+            d_hidden=48, n_heads=4, n_freqs=4, n_attn_layers=0, n_mlp_layers=3, use_base=False
+        ),
+        latent=LatentConfig(grid=True, width=16, synthesis_width=32, synthesis_blocks=2, rate_weight=2e-3),
     ),
     # Single-channel volumes, 32^3 tiles of 4^3 patches (512 tokens).
     "base-3d": GINRConfig(

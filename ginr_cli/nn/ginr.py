@@ -3,11 +3,12 @@
 Shape glossary (used in the comments of every tensor line):
     b batch    c channels    k spatial rank (2 images, 3 volumes)
     n patch tokens    m LP tokens    l = n + m sequence length
-    d model width     q query points
+    d model width     q query points   w latent grid width (codec models)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +18,7 @@ from ginr_cli.nn.config import GINRConfig
 from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at, neighbourhood
 from ginr_cli.nn.encoder import Encoder
 from ginr_cli.nn.hyponet import Hyponet
+from ginr_cli.nn.latent_grid import LaplaceRate, Synthesis, noisy
 from ginr_cli.nn.local_features import ConvStem, LocalReader
 from ginr_cli.nn.position_tokens import LearnablePositions
 from ginr_cli.nn.tokenizer import PatchTokenizer, to_padded_frame
@@ -42,8 +44,23 @@ class MambaGINR(nn.Module):
         self.encoder = Encoder(cfg.encoder)
         self.support = 4  # the 4^k cells cubic interpolation weighs: the decoder can learn at least that
         base_features = cfg.out_channels + cfg.in_channels * self.support**cfg.rank + cfg.rank
-        self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d, cfg.out_channels, base_features)
         self.reader = LocalReader(cfg.rank, d, cfg.hyponet.d_hidden) if local else None
+        lat = cfg.latent
+        if lat.grid != (cfg.positions.placement == "per-token"):
+            raise ValueError("a latent grid (latent.grid) and per-token LPs come together")
+        if lat.grid and (local or cfg.hyponet.use_base):
+            raise ValueError("a latent grid is decoded from itself alone: no base, no local features")
+        # A codec model: LP outputs -> `width` channels, decoded through the synthesis and a local reader.
+        self.to_latent = nn.Linear(d, lat.width) if lat.grid else None
+        self.synthesis = (
+            Synthesis(cfg.rank, lat.width, lat.synthesis_width, lat.synthesis_blocks) if lat.grid else None
+        )
+        self.grid_reader = (
+            LocalReader(cfg.rank, lat.synthesis_width, cfg.hyponet.d_hidden) if lat.grid else None
+        )
+        self.rate = LaplaceRate(lat.width) if lat.grid else None
+        d_latent = lat.width if lat.grid else d
+        self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d_latent, cfg.out_channels, base_features)
 
     def encode(self, x: Tensor) -> Tensor:
         """x (b, c, *spatial) -> LP latents (b, m, d). Any spatial size; the tokenizer pads to the patch."""
@@ -64,6 +81,8 @@ class MambaGINR(nn.Module):
         seq = self.positions.interleave(tokens)  # (b, l, d)
         seq = self.encoder(seq)  # (b, l, d)
         latents = self.positions.extract(seq)  # (b, m, d)
+        if self.to_latent is not None:
+            return self.to_latent(latents), None  # (b, m, w): the latent grid, in raster order
         if self.reader is None:
             return latents, None
         p = self.cfg.tokenizer.patch_size
@@ -106,10 +125,15 @@ class MambaGINR(nn.Module):
             raise ValueError("this model has no local features; it takes no feature field")
         latents = latents.to(coords.dtype)
         field = None if field is None else field.to(coords.dtype)
+        reader = self.reader
+        if self.synthesis is not None:  # a codec model reads its latent grid's synthesis
+            if field is not None or base is not None:
+                raise ValueError("a codec model decodes from its latent grid alone")
+            field, reader = self.grid_field(latents, shape or [self.cfg.input_size] * k), self.grid_reader
         chunks = []
         for i in range(0, q, chunk_size):
             points = coords[:, i : i + chunk_size]  # (b, q', k)
-            local = None if field is None else self.reader(field, points)  # (b, q', h)
+            local = None if field is None else reader(field, points)  # (b, q', h)
             chunks.append(
                 self.hyponet(
                     points,
@@ -120,6 +144,28 @@ class MambaGINR(nn.Module):
                 )  # (b, q', c)
             )
         return torch.cat(chunks, dim=1)  # (b, q, c)
+
+    def latent_shape(self, tile: Sequence[int]) -> tuple[int, int]:
+        """(m, d) of the latents of one tile of extents `tile`: a codec model has one LP per patch."""
+        if self.to_latent is None:
+            return self.positions.cfg.num_lp, self.cfg.encoder.d_model
+        return math.prod(self.latent_grid(tile)), self.cfg.latent.width
+
+    def latent_grid(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """The latent grid of a codec model for a tile of `shape`: one cell per patch."""
+        p = self.cfg.tokenizer.patch_size
+        return tuple(-(-n // p) for n in shape)
+
+    def grid_field(self, latents: Tensor, shape: Sequence[int]) -> Tensor:
+        """A codec model's latents (b, m, w) of a tile of `shape` -> the field its reader reads:
+        (b, *2g, 2^k * h), g the latent grid."""
+        grid = self.latent_grid(shape)
+        b, m, w = latents.shape
+        if m != math.prod(grid):
+            raise ValueError(f"{m} latents for a latent grid of {grid}")
+        x = latents.transpose(1, 2).reshape(b, w, *grid)  # (b, w, *g)
+        features = self.synthesis(x)  # (b, f, *2g)
+        return self.grid_reader.project(features.flatten(2).transpose(1, 2), features.shape[2:])
 
     def decode_grid(
         self,
@@ -149,10 +195,30 @@ class MambaGINR(nn.Module):
             raise ValueError("a base needs as many input as output channels")
         return torch.cat([values, neighbourhood(x, coords, self.support)], dim=-1)  # (b, q, f)
 
-    def forward(self, x: Tensor, coords: Tensor, cell: Tensor | None = None, use_base: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        coords: Tensor,
+        cell: Tensor | None = None,
+        use_base: bool = True,
+        with_rate: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation
-        (with the local features, where the model has them); else decode from the latents alone."""
+        (with the local features, where the model has them); else decode from the latents alone.
+        A codec model decodes its latent grid with training's quantisation noise, and with `with_rate`
+        returns its bits too (see `compress`)."""
+        if self.to_latent is not None:
+            values, bits = self.compress(x, coords, cell)
+            return (values, bits) if with_rate else values
         latents, field = self.encode_with_features(x)
         base = self.base(x, coords) if use_base else None
         field = field if base is not None else None
         return self.decode(latents, coords, cell, shape=x.shape[2:], base=base, field=field)
+
+    def compress(self, x: Tensor, coords: Tensor, cell: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """A codec model's training pass: x (b, c, *spatial) -> (values at coords (b, q, c), bits per pixel
+        or voxel of its latent grid (b,)), the latents perturbed by one step of uniform noise as rounding
+        would perturb them."""
+        latents = noisy(self.encode(x))  # (b, m, w)
+        bits = self.rate(latents).sum(dim=(1, 2)) / math.prod(x.shape[2:])  # (b,)
+        return self.decode(latents, coords, cell, shape=x.shape[2:]), bits

@@ -59,7 +59,7 @@ class Hyponet(nn.Module):
         self.embed = nn.Linear(
             rank * 2 * cfg.n_freqs + rank + self.base_features + cfg.use_base, cfg.d_hidden
         )
-        self.latent_norm = nn.LayerNorm(d_latent)
+        self.latent_norm = nn.LayerNorm(d_latent) if cfg.n_attn_layers else None  # none to attend to
         self.layers = nn.ModuleList(
             CrossAttentionLayer(cfg.d_hidden, d_latent, cfg.n_heads) for _ in range(cfg.n_attn_layers)
         )
@@ -94,7 +94,8 @@ class Hyponet(nn.Module):
         h = self.embed(torch.cat(features, dim=-1))  # (b, q, d_hidden)
         if local is not None:
             h = h + local  # (b, q, d_hidden)
-        latents = self.latent_norm(latents)  # (b, m, d)
+        if self.latent_norm is not None:
+            latents = self.latent_norm(latents)  # (b, m, d)
         for layer in self.layers:
             h = layer(h, latents)  # (b, q, d_hidden)
         out = self.mlp(h)  # (b, q, c)

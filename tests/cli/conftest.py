@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from ginr_cli.cli.app import app
 from ginr_cli.io.checkpoints import save_model
 from ginr_cli.nn.ginr import MambaGINR
-from tests.conftest import SET5_X2, tiny_config, untrained
+from tests.conftest import SET5_X2, tiny_codec_config, tiny_config, untrained
 
 SET5_HR = SET5_X2
 ANATOMICAL = Path(os.path.dirname(nib.__file__)) / "tests" / "data" / "anatomical.nii"  # 33x41x25 int16
@@ -48,10 +48,22 @@ def ginr() -> Ginr:
     return invoke
 
 
-def _model_folder(folder: Path, rank: int, seed: int) -> Path:
+def _model_folder(folder: Path, rank: int, seed: int, codec: bool = False) -> Path:
     torch.manual_seed(seed)
-    save_model(untrained(MambaGINR(tiny_config(rank))), folder)
+    save_model(untrained(MambaGINR(tiny_codec_config(rank) if codec else tiny_config(rank))), folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def codec_2d(tmp_path_factory) -> Path:
+    """tiny_codec_config(2): a latent grid of 4 channels per 4x4 patch, 16x16 tiles."""
+    return _model_folder(tmp_path_factory.mktemp("models") / "c2", 2, seed=0, codec=True)
+
+
+@pytest.fixture(scope="session")
+def codec_3d(tmp_path_factory) -> Path:
+    """tiny_codec_config(3): a latent grid of 4 channels per 2^3 patch, 8^3 tiles."""
+    return _model_folder(tmp_path_factory.mktemp("models") / "c3", 3, seed=0, codec=True)
 
 
 @pytest.fixture(scope="session")

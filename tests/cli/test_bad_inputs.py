@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from ginr_cli.io.latents import pack_codes, unpack_codes
 from tests.cli.conftest import ANATOMICAL, file_bytes, hr_crop
 
 # --- images -------------------------------------------------------------------------------------------
@@ -225,11 +226,16 @@ BAD_LATENTS = {
     "future-format.safetensors": "newer than this ginr reads",
     "empty-range.safetensors": "normalisation range is empty",
     "tiles-not-fitting.safetensors": "does not fit the source shape",
-    "wrong-rank.safetensors": "expected float (frames, tiles, m, d)",
-    "integer.safetensors": "expected float (frames, tiles, m, d)",
+    "wrong-rank.safetensors": "expected (frames, tiles, m, d)",
+    "integer-steps.safetensors": "positive numbers",
+    "negative-steps.safetensors": "positive numbers",
     "wrong-width.safetensors": "the model needs",
     "wrong-tile-count.safetensors": "tiles of latents for a grid of",
-    "two-tensors.safetensors": "expected one tensor 'latents'",
+    "two-tensors.safetensors": "expected tensors 'codes' and 'steps'",
+    "format-1.safetensors": "latent format 1",
+    "broken-codes.safetensors": "broken latent codes",
+    "short-codes.safetensors": "their shape",
+    "codes-bomb.safetensors": "more than a latent may hold",
     "other-model.safetensors": "fingerprint",
     "volume-latent.safetensors": "is for images, not volumes",
     "claims-more-bytes.safetensors": "not a readable",
@@ -250,8 +256,16 @@ def latent_corpus(folder: Path, good: Path, volume_latent: Path) -> None:
         m = {k: v for k, v in meta.items() if k not in drop} | (changes or {})
         save_file(new_tensors or tensors, folder / name, metadata=m)
 
-    latents = tensors["latents"]
+    codes, steps = json.loads(meta["ginr.codes"]), tensors["steps"]
+    integers = unpack_codes(tensors["codes"].numpy().tobytes(), codes["shape"], codes["dtype"])
     tiles, model = json.loads(meta["ginr.tiles"]), json.loads(meta["ginr.model"])
+
+    def repacked(name: str, values: torch.Tensor, steps: torch.Tensor) -> None:
+        stream, dtype = pack_codes(values)
+        shape = json.dumps({"shape": list(values.shape), "dtype": dtype})
+        new = {"codes": torch.frombuffer(bytearray(stream), dtype=torch.uint8), "steps": steps}
+        variant(name, {"ginr.codes": shape}, new_tensors=new)
+
     save_file(tensors, folder / "no-metadata.safetensors")
     variant("some-metadata-missing.safetensors", drop=("ginr.normalization",))
     variant("garbled-json.safetensors", {"ginr.tiles": '{"shape": [12, 16], "tile"'})
@@ -259,11 +273,23 @@ def latent_corpus(folder: Path, good: Path, volume_latent: Path) -> None:
     variant("future-format.safetensors", {"ginr.format": "99"})
     variant("empty-range.safetensors", {"ginr.normalization": json.dumps({"lo": 1.0, "hi": 1.0})})
     variant("tiles-not-fitting.safetensors", {"ginr.tiles": json.dumps(tiles | {"shape": [99, 99]})})
-    variant("wrong-rank.safetensors", new_tensors={"latents": latents[0]})
-    variant("integer.safetensors", new_tensors={"latents": latents.to(torch.int32)})
-    variant("wrong-width.safetensors", new_tensors={"latents": latents[..., :-1].contiguous()})
-    variant("wrong-tile-count.safetensors", new_tensors={"latents": latents[:, :-1].contiguous()})
-    variant("two-tensors.safetensors", new_tensors={"latents": latents, "extra": latents.clone()})
+    variant("wrong-rank.safetensors", {"ginr.codes": json.dumps(codes | {"shape": codes["shape"][1:]})})
+    variant("integer-steps.safetensors", new_tensors={**tensors, "steps": steps.to(torch.int32)})
+    variant("negative-steps.safetensors", new_tensors={**tensors, "steps": -steps})
+    repacked("wrong-width.safetensors", integers[..., :-1], steps[:-1].contiguous())
+    repacked("wrong-tile-count.safetensors", integers[:, :-1], steps)
+    variant("two-tensors.safetensors", new_tensors={**tensors, "extra": steps.clone()})
+    variant("format-1.safetensors", {"ginr.format": "1"})
+    garbled = tensors["codes"].clone()
+    garbled[len(garbled) // 2 :] ^= 0x5A
+    variant("broken-codes.safetensors", new_tensors={**tensors, "codes": garbled})
+    short = {"codes": tensors["codes"], "steps": torch.ones(codes["shape"][3] * 2)}
+    doubled = codes | {"shape": [*codes["shape"][:3], codes["shape"][3] * 2]}
+    variant("short-codes.safetensors", {"ginr.codes": json.dumps(doubled)}, new_tensors=short)
+    bomb = json.dumps(codes | {"shape": [1, 1, 2**20, 2**16]})
+    variant(
+        "codes-bomb.safetensors", {"ginr.codes": bomb}, new_tensors={**tensors, "steps": torch.ones(2**16)}
+    )
     other = json.dumps(model | {"fingerprint": "0123456789abcdef"})
     variant("other-model.safetensors", {"ginr.model": other})
     (folder / "volume-latent.safetensors").write_bytes(volume_latent.read_bytes())

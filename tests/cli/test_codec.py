@@ -13,7 +13,9 @@ from safetensors.torch import load_file, save_file
 from tests.cli.conftest import CORNER
 
 REPORT = re.compile(
-    r"latent (?P<latent>[\d.]+) KiB, raw (?P<raw>[\d.]+) KiB \((?P<ratio>[\d.]+)x (?P<way>smaller|larger)\)"
+    r"latent (?P<latent>[\d.]+) KiB \((?P<bits>[\d.]+) bits a (pixel|voxel)\), "
+    r"source file (?P<source>[\d.]+) KiB, "
+    r"raw (?P<raw>[\d.]+) KiB \((?P<ratio>[\d.]+)x (?P<way>smaller|larger)\)"
     r"(, PSNR at scale 1: (?P<psnr>-?[\d.]+) dB)?"
 )
 
@@ -27,7 +29,7 @@ def image_latents(ginr, mixed_folder, model_2d, tmp_path):
     return result
 
 
-def test_encode_reports_sizes_ratio_and_psnr(image_latents, tmp_path):
+def test_encode_reports_sizes_ratio_and_psnr(image_latents, mixed_folder, tmp_path):
     lines = [line for line in image_latents.stdout.splitlines() if "KiB" in line]
     assert len(lines) == 3, image_latents.stdout
     for line, name, channels in zip(lines, "abc", (3, 4, 1), strict=True):
@@ -36,6 +38,9 @@ def test_encode_reports_sizes_ratio_and_psnr(image_latents, tmp_path):
         facts = REPORT.search(line)
         assert facts, line
         assert float(facts["latent"]) == pytest.approx(latent.stat().st_size / 1024, abs=0.05)
+        assert float(facts["bits"]) == pytest.approx(8 * latent.stat().st_size / (24 * 20), abs=0.001)
+        source = mixed_folder / {"a": "a.jpg", "b": "b.png", "c": "c.tif"}[name]
+        assert float(facts["source"]) == pytest.approx(source.stat().st_size / 1024, abs=0.05)
         bytes_per_sample = 2 if name == "c" else 1
         raw = 24 * 20 * channels * bytes_per_sample
         assert float(facts["raw"]) == pytest.approx(raw / 1024, abs=0.05)

@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 
 from ginr_cli.errors import GinrError
 from ginr_cli.io.images import read_image
-from ginr_cli.io.latents import load_latent, read_source_metadata
+from ginr_cli.io.latents import load_latent, pack_codes, read_source_metadata
 from ginr_cli.io.volumes import read_volume
 
 EXAMPLES = int(os.environ.get("GINR_FUZZ_EXAMPLES", "200"))
@@ -125,7 +125,8 @@ def _volume_seeds() -> dict[str, bytes]:
 
 def _latent_metadata() -> dict[str, str]:
     return {
-        "ginr.format": "1",
+        "ginr.format": "2",
+        "ginr.codes": json.dumps({"shape": [1, 1, 4, 8], "dtype": "int8"}),
         "ginr.model": json.dumps({"name": "tiny", "fingerprint": "0123456789abcdef"}),
         "ginr.source": json.dumps(
             {
@@ -154,7 +155,14 @@ def _latent_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | N
 
 IMAGE_SEEDS = _image_seeds()
 VOLUME_SEEDS = _volume_seeds()
-LATENT_SEED = _latent_bytes({"latents": torch.randn(1, 1, 4, 8).half()}, _latent_metadata())
+
+
+def _latent_tensors(shape=(1, 1, 4, 8), width: int = 8) -> dict[str, torch.Tensor]:
+    stream, _ = pack_codes(torch.randint(-5, 6, shape))
+    return {"codes": torch.frombuffer(bytearray(stream), dtype=torch.uint8), "steps": torch.ones(width)}
+
+
+LATENT_SEED = _latent_bytes(_latent_tensors(), _latent_metadata())
 
 
 def test_the_seeds_are_valid(tmp_path):
@@ -271,6 +279,7 @@ FIELDS = {  # plausible keys, so the values reach the checks behind the key look
     "ginr.source": ["kind", "shape", "channels", "dtype"],
     "ginr.normalization": ["lo", "hi"],
     "ginr.tiles": ["shape", "tile", "overlap"],
+    "ginr.codes": ["shape", "dtype"],
 }
 
 
@@ -302,13 +311,14 @@ def metadata(draw, base: dict[str, str]) -> dict[str, str]:
 
 TENSORS = st.sampled_from(
     [
+        _latent_tensors(),
+        _latent_tensors((1, 1, 4, 7), 7),
+        _latent_tensors((2, 3, 4, 8)),
+        _latent_tensors((0, 1, 4, 8)),
+        {"codes": torch.zeros(16, dtype=torch.uint8), "steps": torch.ones(8)},
+        {"codes": torch.zeros(4, 8), "steps": torch.ones(8, dtype=torch.bfloat16)},
         {"latents": torch.zeros(1, 1, 4, 8)},
-        {"latents": torch.zeros(1, 4, 8)},
-        {"latents": torch.zeros(1, 1, 4, 8, dtype=torch.int16)},
-        {"latents": torch.zeros(0, 1, 4, 8)},
-        {"latents": torch.zeros(2, 3, 4, 8, dtype=torch.bfloat16)},
-        {"other": torch.zeros(1, 1, 4, 8)},
-        {"latents": torch.zeros(1, 1, 4, 8), "more": torch.zeros(1)},
+        {**_latent_tensors(), "more": torch.zeros(1)},
     ]
 )
 

@@ -1,0 +1,117 @@
+"""The codec models' latent grid: per-token LPs, the synthesis, the entropy model and the rounding."""
+
+import math
+
+import pytest
+import torch
+
+from ginr_cli.nn.config import PositionConfig, preset
+from ginr_cli.nn.ginr import MambaGINR
+from ginr_cli.nn.latent_grid import LaplaceRate, noisy, pixel_shuffle, rounded
+from ginr_cli.nn.position_tokens import LearnablePositions, lp_indices
+from tests.conftest import tiny_codec_config, tiny_config, untrained
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_pixel_shuffle_puts_each_channel_at_its_child(rank):
+    grid = (3, 2) if rank == 2 else (2, 3, 2)
+    f, children = 2, 2**rank
+    x = torch.randn(1, f * children, *grid)
+    out = pixel_shuffle(x, rank)
+    assert out.shape == (1, f, *(2 * g for g in grid))
+    for child in range(children):
+        offset = [(child >> (rank - 1 - axis)) & 1 for axis in range(rank)]  # row-major, axis 0 first
+        for cell in torch.cartesian_prod(*(torch.arange(g) for g in grid)).view(-1, rank).tolist():
+            fine = tuple(2 * c + o for c, o in zip(cell, offset, strict=True))
+            for channel in range(f):
+                assert out[(0, channel, *fine)] == x[(0, channel * children + child, *cell)]
+    if rank == 2:
+        torch.testing.assert_close(out, torch.nn.functional.pixel_shuffle(x, 2))
+
+
+def test_per_token_lps_sit_before_every_token_and_come_back_out():
+    assert lp_indices(4, 4, "per-token") == [0, 2, 4, 6]
+    positions = LearnablePositions(PositionConfig(num_lp=1, placement="per-token"), 8)
+    tokens = torch.randn(2, 5, 8)
+    seq = positions.interleave(tokens)
+    assert seq.shape == (2, 10, 8)
+    torch.testing.assert_close(seq[:, 1::2], tokens)
+    torch.testing.assert_close(positions.extract_tokens(seq), tokens)
+    marked = seq.clone()
+    marked[:, 0::2] = torch.arange(5.0)[None, :, None]
+    torch.testing.assert_close(positions.extract(marked), torch.arange(5.0)[None, :, None].expand(2, 5, 8))
+    with pytest.raises(ValueError, match="num_lp must be 1"):
+        LearnablePositions(PositionConfig(num_lp=4, placement="per-token"), 8)
+
+
+def test_the_laplace_model_is_a_distribution_over_the_integers():
+    rate = LaplaceRate(3)
+    with torch.no_grad():
+        rate.loc.copy_(torch.tensor([0.0, 0.3, -1.0]))
+        rate.log_scale.copy_(torch.tensor([0.0, -1.0, 1.5]).log1p())
+    for step in (0.5, 1.0, 2.0):
+        values = (torch.arange(-400, 401, dtype=torch.float64) * step)[:, None].expand(-1, 3)
+        probability = torch.exp2(-rate(values.float(), step).double()).sum(dim=0)
+        torch.testing.assert_close(probability, torch.ones(3, dtype=torch.float64), atol=1e-4, rtol=0)
+    # a value far in the tail costs its bits, not infinity
+    assert torch.isfinite(rate(torch.full((1, 3), 1e4))).all()
+
+
+def test_rounding_is_exact_forward_and_passes_the_gradient_through():
+    x = torch.tensor([0.2, 0.7, -1.6, 2.5], requires_grad=True)
+    y = rounded(x)
+    assert y.tolist() == torch.round(x).tolist()
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0] * 4
+    spread = noisy(torch.zeros(10000))
+    assert spread.abs().max() <= 0.5 and spread.std() > 0.25
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_a_codec_model_encodes_one_latent_per_patch_and_decodes_any_point(rank):
+    model = untrained(MambaGINR(tiny_codec_config(rank)))
+    side = (
+        12 * model.cfg.tokenizer.patch_size
+    )  # 12 cells: more than the synthesis' reach of 4 and the reader's 1
+    x = torch.randn(2, model.cfg.in_channels, *[side] * rank)
+    latents = model.encode(x)
+    assert latents.shape == (2, *model.latent_shape([side] * rank))
+    assert latents.shape[1] == 12**rank
+    coords = torch.rand(2, 50, rank) * 2 - 1
+    values = model.decode(latents, coords, shape=[side] * rank)
+    assert values.shape == (2, 50, model.cfg.out_channels)
+    # one latent changed moves the values near its patch, not those far away
+    moved = latents.clone()
+    moved[:, 0] += 5.0
+    corner = -torch.ones(2, 1, rank) + 0.01
+    far = torch.ones(2, 1, rank) - 0.01
+    assert not torch.allclose(
+        model.decode(moved, corner, shape=[side] * rank), model.decode(latents, corner, shape=[side] * rank)
+    )
+    torch.testing.assert_close(
+        model.decode(moved, far, shape=[side] * rank), model.decode(latents, far, shape=[side] * rank)
+    )
+    # a tile that is not a multiple of the patch has a grid of its padded size
+    small = [side - 1] * rank
+    assert model.encode(x[(slice(None), slice(None), *[slice(0, n) for n in small])]).shape[1] == math.prod(
+        model.latent_grid(small)
+    )
+
+
+def test_training_pass_of_a_codec_gives_values_and_bits_and_reaches_every_parameter():
+    model = untrained(MambaGINR(tiny_codec_config(2)))
+    x = torch.randn(2, 3, 16, 16)
+    values, bits = model(x, torch.rand(2, 30, 2) * 2 - 1, with_rate=True)
+    assert values.shape == (2, 30, 3) and bits.shape == (2,) and (bits > 0).all()
+    (values.square().mean() + bits.mean()).backward()
+    silent = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert silent == []
+
+
+def test_codec_configs_are_checked():
+    with pytest.raises(ValueError, match="come together"):
+        MambaGINR(tiny_config(2, positions=PositionConfig(num_lp=1, placement="per-token")))
+    with pytest.raises(ValueError, match="no base"):
+        MambaGINR(tiny_codec_config(2).replace(hyponet=tiny_config(2).hyponet))
+    for name in ("codec-2d", "codec-3d"):
+        assert MambaGINR(preset(name)).cfg.latent.grid
