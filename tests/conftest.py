@@ -59,8 +59,11 @@ def _seed():
 
 
 def untrained(model):
-    """Give the decoder's zero-initialised output layer random weights, so every part shows in the output."""
+    """Give the zero-initialised layers (the decoder's output, a codec's encoder part) random weights, so
+    every part shows in the output."""
     last = model.hyponet.mlp[-1]
     torch.nn.init.normal_(last.weight, std=0.3)
     torch.nn.init.normal_(last.bias, std=0.3)
+    if model.to_latent is not None:  # a codec's encoder part starts at zero too
+        torch.nn.init.normal_(model.to_latent.weight, std=0.3)
     return model

@@ -31,8 +31,13 @@ def encode(
         int, typer.Option(min=1, max=5, help="1 (smallest) to 5 (most faithful): the quantisation step.")
     ] = 3,
     refine: Annotated[
-        int, typer.Option(min=0, help="Gradient steps fitting the latents to each file (0: the encoder's).")
-    ] = 30,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Gradient steps fitting the latents to each file (0: the encoder's; default 30, fewer "
+            "above 1 M pixels or voxels, so that a 256^3 volume takes under two minutes on a CPU).",
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Decode back at scale 1 and report the PSNR.")
     ] = False,

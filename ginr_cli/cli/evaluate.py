@@ -32,7 +32,9 @@ def evaluate(
         ),
     ] = False,
     qualities: Annotated[str, typer.Option(help="--codec: the encode qualities to measure.")] = "1,2,3,4,5",
-    refine: Annotated[int, typer.Option(min=0, help="--codec: encode's refinement steps.")] = 30,
+    refine: Annotated[
+        int | None, typer.Option(min=0, help="--codec: encode's refinement steps (default: encode's).")
+    ] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,

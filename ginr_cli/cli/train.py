@@ -104,7 +104,12 @@ def train(
 
     def show(row: dict) -> None:
         if not quiet and not as_json:
-            psnr = f"  val PSNR {row['psnr']} dB (bicubic {row['psnr_bicubic']})" if row["psnr"] != "" else ""
+            if row["psnr"] == "":
+                psnr = ""
+            elif "val_bpp" in row:  # a codec: its PSNR at its bits
+                psnr = f"  val PSNR {row['psnr']} dB at {row['val_bpp']} bits a pixel (voxel)"
+            else:
+                psnr = f"  val PSNR {row['psnr']} dB (bicubic {row['psnr_bicubic']})"
             typer.echo(
                 f"step {row['step']:>6}  loss {row['loss']:.5f}  lr {row['lr']}  {row['seconds']:.0f}s{psnr}"
             )

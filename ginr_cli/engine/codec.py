@@ -29,7 +29,16 @@ from ginr_cli.nn.ginr import MambaGINR
 
 QUALITIES = (1, 2, 3, 4, 5)
 DEFAULT_QUALITY = 3
-DEFAULT_REFINE = 30  # steps; see the volume codec's card for what they buy and cost
+# Refinement by default: MAX_REFINE steps, fewer for large inputs so that a step count times the pixels
+# (voxels) stays within REFINE_BUDGET: on this project's 2-core CPU that keeps a 256^3 volume's encoding
+# under two minutes (scripts/bench_codec.py; the cards say what the steps buy).
+MAX_REFINE = 30
+REFINE_BUDGET = 30 * 2**20
+
+
+def default_refine(sites: int) -> int:
+    """Refinement steps for an input of `sites` pixels or voxels per frame, when the user gives none."""
+    return max(0, min(MAX_REFINE, REFINE_BUDGET // max(sites, 1)))
 
 
 def quality_step(quality: int) -> float:
@@ -136,11 +145,14 @@ def encode_file(
     max_pixels: int | None = None,
     on_tiles: OnTiles | None = None,
     quality: int = DEFAULT_QUALITY,
-    refine: int = DEFAULT_REFINE,
+    refine: int | None = None,
     on_refine: OnStep | None = None,
 ) -> EncodeReport:
+    """Encode `src` to the latent file `dst`. `refine`: a codec model's refinement steps (None: as many as
+    `default_refine` gives for its size)."""
     frames, source, norm, raw = _image_source(src, max_pixels) if kind == "image" else _volume_source(src)
     shape = source["shape"]
+    refine = default_refine(math.prod(shape)) if refine is None else refine
     grid = default_grid(model, shape, tile)
     codec = model.cfg.latent.grid
     step = quality_step(quality)

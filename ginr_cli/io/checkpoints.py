@@ -143,7 +143,14 @@ def describe_model(folder: str | Path) -> dict:
             if cfg.features.local
             else "none"
         ),
-        "latent (m x d)": f"{cfg.positions.num_lp} x {cfg.encoder.d_model}",
+        **(
+            {
+                "latent": f"a grid, {cfg.latent.width} integers per patch "
+                f"(rate weight {cfg.latent.rate_weight:g})"
+            }
+            if cfg.latent.grid
+            else {"latent (m x d)": f"{cfg.positions.num_lp} x {cfg.encoder.d_model}"}
+        ),
         "parameters": sum(t.numel() for t in state.values()),
         "weights MB": round(path.stat().st_size / 2**20, 2),
         "fingerprint": fingerprint(state),

@@ -82,6 +82,8 @@ class LatentConfig:
     # Bits per pixel (voxel) are worth this much squared error in model units (values span 2): the
     # operating point training and refinement aim for.
     rate_weight: float = 2e-3
+    # The quantisation step (model units) of the DCT codec an untrained codec model starts as.
+    init_step: float = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,7 +180,8 @@ PRESETS: dict[str, GINRConfig] = {
         hyponet=HyponetConfig(d_hidden=64, n_heads=4, n_freqs=12),
         features=FeatureConfig(local=True, stem_width=24, stem_blocks=2),
     ),
-    # Codecs: the latent is a grid of `width` integers per 4x4 (4^3) patch, decoded locally.
+    # Codecs: the latent is a grid of `width` integers per 4x4 (4^3) patch, as many as the patch's values
+    # (the rate term leaves most at zero where the picture is smooth), decoded locally.
     "codec-2d": GINRConfig(
         name="codec-2d",
         input_size=64,
@@ -187,7 +190,7 @@ PRESETS: dict[str, GINRConfig] = {
         hyponet=HyponetConfig(
             d_hidden=64, n_heads=4, n_freqs=4, n_attn_layers=0, n_mlp_layers=3, use_base=False
         ),
-        latent=LatentConfig(grid=True, width=12, synthesis_width=64, synthesis_blocks=2, rate_weight=4e-3),
+        latent=LatentConfig(grid=True, width=48, synthesis_width=64, synthesis_blocks=2, rate_weight=3e-3),
     ),
     "codec-3d": GINRConfig(
         name="codec-3d",
@@ -200,7 +203,7 @@ PRESETS: dict[str, GINRConfig] = {
         hyponet=HyponetConfig(
             d_hidden=48, n_heads=4, n_freqs=4, n_attn_layers=0, n_mlp_layers=3, use_base=False
         ),
-        latent=LatentConfig(grid=True, width=16, synthesis_width=32, synthesis_blocks=2, rate_weight=2e-3),
+        latent=LatentConfig(grid=True, width=64, synthesis_width=32, synthesis_blocks=2, rate_weight=1.5e-3),
     ),
     # Single-channel volumes, 32^3 tiles of 4^3 patches (512 tokens).
     "base-3d": GINRConfig(

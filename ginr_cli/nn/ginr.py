@@ -18,7 +18,14 @@ from ginr_cli.nn.config import GINRConfig
 from ginr_cli.nn.coords import cell_centres, cell_size, interpolate_at, neighbourhood
 from ginr_cli.nn.encoder import Encoder
 from ginr_cli.nn.hyponet import Hyponet
-from ginr_cli.nn.latent_grid import LaplaceRate, Synthesis, noisy
+from ginr_cli.nn.latent_grid import (
+    LaplaceRate,
+    LinearAnalysis,
+    LinearValues,
+    Synthesis,
+    noisy,
+    sample_linear,
+)
 from ginr_cli.nn.local_features import ConvStem, LocalReader
 from ginr_cli.nn.position_tokens import LearnablePositions
 from ginr_cli.nn.tokenizer import PatchTokenizer, to_padded_frame
@@ -59,6 +66,13 @@ class MambaGINR(nn.Module):
             LocalReader(cfg.rank, lat.synthesis_width, cfg.hyponet.d_hidden) if lat.grid else None
         )
         self.rate = LaplaceRate(lat.width) if lat.grid else None
+        patch, step = cfg.tokenizer.patch_size, lat.init_step
+        grid = lat.grid
+        self.analysis = LinearAnalysis(cfg.rank, cfg.in_channels, lat.width, patch, step) if grid else None
+        self.to_values = LinearValues(cfg.rank, lat.width, cfg.out_channels, patch, step) if grid else None
+        if grid:  # the encoder's part of the latents starts at zero: the untrained codec is a DCT codec
+            nn.init.zeros_(self.to_latent.weight)
+            nn.init.zeros_(self.to_latent.bias)
         d_latent = lat.width if lat.grid else d
         self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d_latent, cfg.out_channels, base_features)
 
@@ -81,8 +95,9 @@ class MambaGINR(nn.Module):
         seq = self.positions.interleave(tokens)  # (b, l, d)
         seq = self.encoder(seq)  # (b, l, d)
         latents = self.positions.extract(seq)  # (b, m, d)
-        if self.to_latent is not None:
-            return self.to_latent(latents), None  # (b, m, w): the latent grid, in raster order
+        if self.to_latent is not None:  # (b, m, w): the latent grid, in raster order
+            direct = self.analysis(x).flatten(2).transpose(1, 2)  # (b, m, w)
+            return direct + self.to_latent(latents), None
         if self.reader is None:
             return latents, None
         p = self.cfg.tokenizer.patch_size
@@ -125,24 +140,25 @@ class MambaGINR(nn.Module):
             raise ValueError("this model has no local features; it takes no feature field")
         latents = latents.to(coords.dtype)
         field = None if field is None else field.to(coords.dtype)
-        reader = self.reader
-        if self.synthesis is not None:  # a codec model reads its latent grid's synthesis
+        reader, linear = self.reader, None
+        if self.synthesis is not None:  # a codec model: its linear values, corrected by reading its synthesis
             if field is not None or base is not None:
                 raise ValueError("a codec model decodes from its latent grid alone")
-            field, reader = self.grid_field(latents, shape or [self.cfg.input_size] * k), self.grid_reader
+            tile = shape or [self.cfg.input_size] * k
+            field, reader = self.grid_field(latents, tile), self.grid_reader
+            linear = self.linear_values(latents, tile)  # (b, c, *padded tile)
         chunks = []
         for i in range(0, q, chunk_size):
             points = coords[:, i : i + chunk_size]  # (b, q', k)
             local = None if field is None else reader(field, points)  # (b, q', h)
-            chunks.append(
-                self.hyponet(
-                    points,
-                    cell[:, i : i + chunk_size],
-                    latents,
-                    None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
-                    local,
-                )  # (b, q', c)
-            )
+            values = self.hyponet(
+                points,
+                cell[:, i : i + chunk_size],
+                latents,
+                None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
+                local,
+            )  # (b, q', c)
+            chunks.append(values if linear is None else sample_linear(linear, points) + values)
         return torch.cat(chunks, dim=1)  # (b, q, c)
 
     def latent_shape(self, tile: Sequence[int]) -> tuple[int, int]:
@@ -166,6 +182,13 @@ class MambaGINR(nn.Module):
         x = latents.transpose(1, 2).reshape(b, w, *grid)  # (b, w, *g)
         features = self.synthesis(x)  # (b, f, *2g)
         return self.grid_reader.project(features.flatten(2).transpose(1, 2), features.shape[2:])
+
+    def linear_values(self, latents: Tensor, shape: Sequence[int]) -> Tensor:
+        """A codec model's linear path: latents (b, m, w) of a tile of `shape` -> values on its padded
+        pixel grid (b, c, *padded)."""
+        grid = self.latent_grid(shape)
+        b, _, w = latents.shape
+        return self.to_values(latents.transpose(1, 2).reshape(b, w, *grid))
 
     def decode_grid(
         self,

@@ -74,3 +74,22 @@ def test_an_image_through_a_codec_model_keeps_size_mode_and_alpha(ginr, mixed_fo
         assert im.mode == "RGBA" and im.size == (24, 20)
     with Image.open(tmp_path / "dec" / "c.tif") as im:
         assert im.size == (24, 20) and im.mode.startswith("I;16")
+
+
+def test_eval_codec_measures_real_files_beside_the_classic_codecs(ginr, nifti, codec_3d, tmp_path):
+    plot = tmp_path / "rd.png"
+    args = ("eval", nifti, "--codec", "--qualities", "1,3", "--refine", "0", "--model", codec_3d)
+    result = ginr(*args, "--json", "--plot", plot)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {row["quality"]: row for row in report["summary"]}
+    assert sorted(rows) == [1, 3] and rows[1]["bits"] < rows[3]["bits"]
+    ours = {p["setting"]: p for p in report["items"] if p["method"] == "ginr"}
+    encoded = _encode(ginr, nifti, tmp_path / "q3.safetensors", codec_3d, "--quality", "3", "--refine", "0")
+    assert ours["3"]["bits"] == pytest.approx(encoded["bits_per_voxel"], abs=1e-3)  # the real file's size
+    methods = {p["method"] for p in report["items"]}
+    assert methods == {"ginr", "slice-jpeg", "down2-spline", "gzip"}
+    assert rows[3]["gzip_bits"] > 0 and "slice-jpeg_psnr" in rows[3]
+    assert plot.stat().st_size > 0
+    table = ginr(*args)
+    assert table.exit_code == 0 and "slice-jpeg_psnr" in table.stdout and "gzip: " in table.stdout

@@ -58,3 +58,14 @@ def test_info_describes_a_latent(ginr, nifti_latent, model_3d):
     assert facts["size KiB"] == round(nifti_latent.stat().st_size / 1024, 1)
     table = ginr("info", nifti_latent)
     assert table.exit_code == 0 and fp in table.stdout and "33x41x25" in table.stdout
+
+
+def test_info_describes_a_codec_model_and_its_latent(ginr, codec_3d, nifti, tmp_path):
+    result = ginr("info", codec_3d, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["latent"] == "a grid, 4 integers per patch (rate weight 0.002)"
+    latent = tmp_path / "a.safetensors"
+    assert ginr("encode", nifti, "-o", latent, "--model", codec_3d, "--refine", "0").exit_code == 0
+    facts = json.loads(ginr("info", latent, "--json").stdout)
+    assert facts["format"] == 2
+    assert facts["bits per voxel"] == round(8 * latent.stat().st_size / (33 * 41 * 25), 4)

@@ -115,3 +115,55 @@ def test_codec_configs_are_checked():
         MambaGINR(tiny_codec_config(2).replace(hyponet=tiny_config(2).hyponet))
     for name in ("codec-2d", "codec-3d"):
         assert MambaGINR(preset(name)).cfg.latent.grid
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_an_untrained_codec_decodes_its_linear_values_exactly_at_pixel_centres(rank):
+    from ginr_cli.nn.coords import cell_centres
+
+    model = MambaGINR(tiny_codec_config(rank))  # the correction's last layer starts at zero
+    side = model.cfg.input_size
+    latents = torch.randn(1, *model.latent_shape([side] * rank))
+    linear = model.linear_values(latents, [side] * rank)
+    assert linear.shape == (1, model.cfg.out_channels, *[side] * rank)
+    decoded = model.decode_grid(latents, [side] * rank, shape=[side] * rank)
+    torch.testing.assert_close(decoded, linear, atol=1e-5, rtol=1e-5)
+    # between centres the linear path is continuous: halfway between two pixels, their mean
+    centres = cell_centres([side] * rank).flatten(0, -2)
+    between = (centres[:1] + centres[1:2]) / 2
+    expected = (linear.flatten(2)[..., 0] + linear.flatten(2)[..., 1]) / 2
+    torch.testing.assert_close(model.decode(latents, between[None], shape=[side] * rank)[0], expected)
+
+
+def test_the_dct_basis_is_orthonormal():
+    from ginr_cli.nn.latent_grid import dct_basis
+
+    for patch, rank in ((4, 2), (4, 3), (2, 3)):
+        basis = dct_basis(patch, rank)
+        torch.testing.assert_close(basis @ basis.T, torch.eye(patch**rank), atol=1e-5, rtol=0)
+    torch.testing.assert_close(dct_basis(4, 1)[0], torch.full((4,), 0.5))  # the mean, scaled
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_an_untrained_codec_is_a_dct_codec_that_reconstructs_its_input(rank):
+    model = MambaGINR(
+        tiny_codec_config(rank).replace(
+            latent=tiny_codec_config(rank).latent.__class__(
+                grid=True,
+                width=(3 if rank == 2 else 1) * (4 if rank == 2 else 2) ** rank,
+                synthesis_width=8,
+                synthesis_blocks=1,
+                init_step=0.05,
+            )
+        )
+    )
+    side = model.cfg.input_size
+    x = torch.rand(2, model.cfg.in_channels, *[side] * rank) * 2 - 1
+    latents = model.encode(x)
+    torch.testing.assert_close(
+        model.decode_grid(latents, [side] * rank, shape=[side] * rank), x, atol=1e-4, rtol=0
+    )
+    # rounded, the error is the DCT's: at most half a step in each coefficient
+    error = model.decode_grid(latents.round(), [side] * rank, shape=[side] * rank) - x
+    assert error.abs().max() < 0.05 * model.cfg.tokenizer.patch_size**rank / 2
+    assert error.square().mean() < 0.05**2 / 12 * 1.5
