@@ -8,11 +8,11 @@ set -euo pipefail
 WHICH=${WHICH:-both}
 if [ "$WHICH" != image ]; then
   ginr train --data data/volumes/codec-train --out "${OUT:-runs}/volume-codec" --kind volume \
-    --model codec-3d --name volume-codec --steps 100000 --time-limit "${TIME_LIMIT:-35}" --batch 8 \
+    --model codec-3d --name volume-codec --steps 100000 --time-limit "${TIME_LIMIT:-32}" --batch 8 \
     --queries 4096 --lr 3e-4 --warmup 100 --checkpoint-every 250 --validate-every 250 --log-every 50 "$@"
 fi
 if [ "$WHICH" != volume ]; then
   ginr train --data data/photos/train --out "${OUT:-runs}/image-codec" --kind image \
-    --model codec-2d --name image-codec --steps 100000 --time-limit "${TIME_LIMIT:-35}" --batch 16 \
+    --model codec-2d --name image-codec --steps 100000 --time-limit "${TIME_LIMIT:-32}" --batch 16 \
     --queries 4096 --lr 3e-4 --warmup 100 --checkpoint-every 250 --validate-every 250 --log-every 50 "$@"
 fi

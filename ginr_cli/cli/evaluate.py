@@ -105,7 +105,11 @@ def _rate_distortion(net, fingerprint, device, data, kind, qualities, refine, pl
 
     for q in qualities:
         quality_step(q)  # refuses an unknown quality before any work
-    files = [f for item in data for f in (find_files(item, kind) if item.is_dir() else [item])]
+    files = []
+    for item in data:
+        found = find_files(item, kind) if item.is_dir() else [item]
+        hr = [f for f in found if f.stem.endswith("_HR")]  # a benchmark folder: its HR images only
+        files += hr or found
     points: list[rd.RatePoint] = []
     for path in files:
         if not path.is_file():

@@ -42,7 +42,8 @@ def default_refine(sites: int) -> int:
 
 
 def quality_step(quality: int) -> float:
-    """The quantisation step of a codec model's latents at `quality`: half a step finer per level."""
+    """The quantisation step of a codec model's latents at `quality`, in the units it was trained at (where
+    the step is 1, quality 3): each level up divides it by sqrt 2."""
     if quality not in QUALITIES:
         raise UsageError(f"--quality must be one of {', '.join(map(str, QUALITIES))}, not {quality}")
     return 2.0 ** ((DEFAULT_QUALITY - quality) / 2)

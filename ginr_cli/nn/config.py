@@ -72,7 +72,7 @@ class FeatureConfig:
 @dataclass(frozen=True, kw_only=True)
 class LatentConfig:
     """A codec model's latent (`nn/latent_grid.py`). With `grid`, one LP sits before every patch token, its
-    output is mapped to `width` channels, and the decoder reads that grid locally (through `Synthesis`)
+    output is mapped to `width` channels, and the decoder reads that grid locally (through a small synthesis)
     instead of attending to it: what `ginr encode` stores is `width` integers per patch."""
 
     grid: bool = False

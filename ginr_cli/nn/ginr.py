@@ -22,7 +22,6 @@ from ginr_cli.nn.latent_grid import (
     LaplaceRate,
     LinearAnalysis,
     LinearValues,
-    Synthesis,
     noisy,
     sample_linear,
 )
@@ -52,28 +51,27 @@ class MambaGINR(nn.Module):
         self.support = 4  # the 4^k cells cubic interpolation weighs: the decoder can learn at least that
         base_features = cfg.out_channels + cfg.in_channels * self.support**cfg.rank + cfg.rank
         self.reader = LocalReader(cfg.rank, d, cfg.hyponet.d_hidden) if local else None
-        lat = cfg.latent
-        if lat.grid != (cfg.positions.placement == "per-token"):
+        lat, grid = cfg.latent, cfg.latent.grid
+        if grid != (cfg.positions.placement == "per-token"):
             raise ValueError("a latent grid (latent.grid) and per-token LPs come together")
-        if lat.grid and (local or cfg.hyponet.use_base):
+        if grid and (local or cfg.hyponet.use_base):
             raise ValueError("a latent grid is decoded from itself alone: no base, no local features")
-        # A codec model: LP outputs -> `width` channels, decoded through the synthesis and a local reader.
-        self.to_latent = nn.Linear(d, lat.width) if lat.grid else None
-        self.synthesis = (
-            Synthesis(cfg.rank, lat.width, lat.synthesis_width, lat.synthesis_blocks) if lat.grid else None
-        )
-        self.grid_reader = (
-            LocalReader(cfg.rank, lat.synthesis_width, cfg.hyponet.d_hidden) if lat.grid else None
-        )
-        self.rate = LaplaceRate(lat.width) if lat.grid else None
+        # A codec model (nn/latent_grid.py): latents = a linear analysis of each patch + the LP outputs
+        # mapped to `width` channels; values = a linear synthesis + a correction read from a nonlinear one.
+        # The LP part starts at zero and the linear maps as the DCT: an untrained codec is a DCT codec.
         patch, step = cfg.tokenizer.patch_size, lat.init_step
-        grid = lat.grid
         self.analysis = LinearAnalysis(cfg.rank, cfg.in_channels, lat.width, patch, step) if grid else None
-        self.to_values = LinearValues(cfg.rank, lat.width, cfg.out_channels, patch, step) if grid else None
-        if grid:  # the encoder's part of the latents starts at zero: the untrained codec is a DCT codec
+        self.to_latent = nn.Linear(d, lat.width) if grid else None
+        if self.to_latent is not None:
             nn.init.zeros_(self.to_latent.weight)
             nn.init.zeros_(self.to_latent.bias)
-        d_latent = lat.width if lat.grid else d
+        self.to_values = LinearValues(cfg.rank, lat.width, cfg.out_channels, patch, step) if grid else None
+        self.synthesis = (
+            ConvStem(cfg.rank, lat.width, lat.synthesis_width, lat.synthesis_blocks) if grid else None
+        )
+        self.grid_reader = LocalReader(cfg.rank, lat.synthesis_width, cfg.hyponet.d_hidden) if grid else None
+        self.rate = LaplaceRate(lat.width) if grid else None
+        d_latent = lat.width if grid else d
         self.hyponet = Hyponet(cfg.hyponet, cfg.rank, d_latent, cfg.out_channels, base_features)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -174,13 +172,13 @@ class MambaGINR(nn.Module):
 
     def grid_field(self, latents: Tensor, shape: Sequence[int]) -> Tensor:
         """A codec model's latents (b, m, w) of a tile of `shape` -> the field its reader reads:
-        (b, *2g, 2^k * h), g the latent grid."""
+        (b, *g, 2^k * h), g the latent grid."""
         grid = self.latent_grid(shape)
         b, m, w = latents.shape
         if m != math.prod(grid):
             raise ValueError(f"{m} latents for a latent grid of {grid}")
         x = latents.transpose(1, 2).reshape(b, w, *grid)  # (b, w, *g)
-        features = self.synthesis(x)  # (b, f, *2g)
+        features = self.synthesis(x)  # (b, f, *g)
         return self.grid_reader.project(features.flatten(2).transpose(1, 2), features.shape[2:])
 
     def linear_values(self, latents: Tensor, shape: Sequence[int]) -> Tensor:

@@ -9,9 +9,9 @@ optimise is the value of those integers: reconstruction error plus `rate_weight`
 A value at any point is the sum of two paths. `LinearValues` maps the grid linearly to the pixel grid
 (each latent a mix of overlapping basis patterns; it starts as the inverse DCT), sampled linearly between
 pixels: so an untrained model is already a DCT codec, which training improves rather than discovers.
-`Synthesis` turns the grid into the feature grid that `LocalReader` reads at any point, for the
-decoder's nonlinear correction: convolutions at the latent's resolution, then a sub-pixel convolution
-to twice that resolution, so each query reads features at most half a patch away.
+A small convolutional synthesis (`local_features.ConvStem`) turns the grid into the feature grid that
+`LocalReader` reads at any point, for the decoder's nonlinear correction; it runs at the latent's
+resolution, so that decoding and refinement stay cheap.
 `LaplaceRate` is the entropy model: each channel's integers are taken as a discretised Laplace
 distribution of learned location and scale, and an integer's cost is -log2 of its probability, the size
 an entropy coder reaches on such data.
@@ -24,8 +24,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ginr_cli.nn.local_features import ConvStem
 
 
 def pixel_shuffle(x: Tensor, rank: int, factor: int = 2) -> Tensor:
@@ -123,20 +121,6 @@ def sample_linear(values: Tensor, coords: Tensor) -> Tensor:
     grid = coords.flip(-1).view(b, *([1] * (k - 1)), q, k).to(values.dtype)  # grid_sample wants x first
     out = F.grid_sample(values, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.reshape(b, values.shape[1], q).transpose(1, 2)
-
-
-class Synthesis(nn.Module):
-    """Latent grid (b, w, *g) -> feature grid (b, f, *2g): convolutions, then one sub-pixel step."""
-
-    def __init__(self, rank: int, width: int, features: int, blocks: int):
-        super().__init__()
-        conv = nn.Conv2d if rank == 2 else nn.Conv3d
-        self.rank = rank
-        self.body = ConvStem(rank, width, features, blocks)
-        self.up = conv(features, features * 2**rank, 3, padding=1, padding_mode="replicate")
-
-    def forward(self, latents: Tensor) -> Tensor:
-        return pixel_shuffle(self.up(self.body(latents)), self.rank)
 
 
 class LaplaceRate(nn.Module):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -86,8 +87,10 @@ class LocalReader(nn.Module):
         flat = torch.zeros_like(cells[..., 0])  # (b, q, 2^k): row-major cell index
         for axis in range(k):
             flat = flat * grid[axis] + cells[..., axis]
+        n = field[0].numel() // h  # rows of one tile's table: cells * 2^k
         rows = flat * self.corners + torch.arange(self.corners, device=flat.device)  # corner j's block
-        table = field.reshape(b, -1, h)  # (b, n * 2^k, h)
-        picked = table[torch.arange(b, device=flat.device)[:, None], rows.view(b, -1)]  # (b, q * 2^k, h)
-        local = picked.view(b, q, self.corners, h).sum(dim=2)  # (b, q, h)
+        rows = rows + torch.arange(b, device=flat.device)[:, None, None] * n  # (b, q, 2^k) in all tiles
+        # Gather and sum in one op over the flattened tables (an embedding bag of 2^k rows per query):
+        # several times faster than indexing (b, rows), and no (b, q, 2^k, h) tensor in between.
+        local = F.embedding_bag(rows.view(-1, self.corners), field.reshape(-1, h), mode="sum").view(b, q, h)
         return local + self.offset((pos - below).to(field.dtype))  # (b, q, h)
