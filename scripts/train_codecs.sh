@@ -13,6 +13,6 @@ if [ "$WHICH" != image ]; then
 fi
 if [ "$WHICH" != volume ]; then
   ginr train --data data/photos/train --out "${OUT:-runs}/image-codec" --kind image \
-    --model codec-2d --name image-codec --steps 100000 --time-limit "${TIME_LIMIT:-32}" --batch 16 \
+    --model codec-2d --name image-codec --steps 100000 --time-limit "${TIME_LIMIT:-18}" --batch 16 \
     --queries 4096 --lr 3e-4 --warmup 100 --checkpoint-every 250 --validate-every 250 --log-every 50 "$@"
 fi

@@ -33,7 +33,7 @@ DEFAULT_QUALITY = 3
 # (voxels) stays within REFINE_BUDGET: on this project's 2-core CPU that keeps a 256^3 volume's encoding
 # under two minutes (scripts/bench_codec.py; the cards say what the steps buy).
 MAX_REFINE = 30
-REFINE_BUDGET = 30 * 2**20
+REFINE_BUDGET = 160 * 2**20
 
 
 def default_refine(sites: int) -> int:

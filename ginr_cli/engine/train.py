@@ -265,7 +265,7 @@ def train(
     samples = training_data.SuperResolutionSamples(
         arrays, spec, length=opts.steps * opts.batch, seed=opts.seed
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=opts.lr, weight_decay=opts.weight_decay)
     step = 0
     checkpoint = out / "checkpoint"
     if opts.resume:
@@ -313,7 +313,7 @@ def train(
         use_base = np.random.default_rng([opts.seed, 7, step]).random() < opts.base_prob
         rate = learning_rate(step, opts, elapsed)
         for group in optimizer.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group["lr_scale"]
         with autocast:
             if codec:
                 pred, bits = net(batch["lr"], batch["coords"], batch["cell"], with_rate=True)
@@ -377,6 +377,19 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return final
+
+
+RATE_LR_SCALE = 30.0
+
+
+def _param_groups(model: MambaGINR) -> list[dict]:
+    """The optimizer's parameter groups. A codec's rate model (two numbers a channel) learns RATE_LR_SCALE
+    times faster than the rest: when its scales lag behind the latents, the rate term's gradient shrinks
+    the latents instead, and the codec loses fidelity to save bits it only seems to spend."""
+    rate = [] if model.rate is None else list(model.rate.parameters())
+    ids = {id(p) for p in rate}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr_scale": 1.0}]
+    return groups + ([{"params": rate, "lr_scale": RATE_LR_SCALE, "weight_decay": 0.0}] if rate else [])
 
 
 def _batches(steps: range, per_rank: int, rank: int, world: int, length: int):

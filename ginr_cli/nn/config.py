@@ -190,7 +190,9 @@ PRESETS: dict[str, GINRConfig] = {
         hyponet=HyponetConfig(
             d_hidden=64, n_heads=4, n_freqs=4, n_attn_layers=0, n_mlp_layers=3, use_base=False
         ),
-        latent=LatentConfig(grid=True, width=48, synthesis_width=64, synthesis_blocks=2, rate_weight=3e-3),
+        latent=LatentConfig(
+            grid=True, width=48, synthesis_width=64, synthesis_blocks=2, rate_weight=3e-3, init_step=0.15
+        ),
     ),
     "codec-3d": GINRConfig(
         name="codec-3d",

@@ -56,3 +56,14 @@ def test_refinement_lowers_error_plus_rate_of_what_is_stored():
     after = _objective(model, source, grid, refined, step)
     assert after < 0.7 * before
     assert all(p.requires_grad for p in model.parameters())  # the model is left as it was found
+
+
+def test_the_default_refinement_shrinks_with_the_input_and_the_quality_ladder_halves_the_step_squared():
+    from ginr_cli.engine.codec import MAX_REFINE, REFINE_BUDGET, default_refine, quality_step
+
+    assert default_refine(512 * 512) == MAX_REFINE
+    assert default_refine(256**3) == REFINE_BUDGET // 256**3 < MAX_REFINE
+    assert default_refine(10**10) == 0
+    assert quality_step(3) == 1.0
+    steps = [quality_step(q) for q in (1, 2, 3, 4, 5)]
+    assert all(abs(a / b - 2**0.5) < 1e-12 for a, b in zip(steps, steps[1:], strict=False))
