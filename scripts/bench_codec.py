@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from ginr_cli.engine.codec import decode_file, default_refine, encode_file
+    from ginr_cli.engine.codec import DEFAULT_REFINE, decode_file, encode_file
     from ginr_cli.io.checkpoints import find_model, load_model
 
     model, fp = load_model(find_model(args.model))
@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src, origin = make_input(side, Path(tmp))
         voxels = side**3
-        settings = args.refine if args.refine is not None else [default_refine(voxels)]
+        settings = args.refine if args.refine is not None else [DEFAULT_REFINE]
         for steps in settings:
             latent = Path(tmp) / f"r{steps}.safetensors"
             start = time.perf_counter()

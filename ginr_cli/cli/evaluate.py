@@ -32,9 +32,7 @@ def evaluate(
         ),
     ] = False,
     qualities: Annotated[str, typer.Option(help="--codec: the encode qualities to measure.")] = "1,2,3,4,5",
-    refine: Annotated[
-        int | None, typer.Option(min=0, help="--codec: encode's refinement steps (default: encode's).")
-    ] = None,
+    refine: Annotated[int, typer.Option(min=0, help="--codec: encode's refinement steps.")] = 0,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,

@@ -29,16 +29,10 @@ from ginr_cli.nn.ginr import MambaGINR
 
 QUALITIES = (1, 2, 3, 4, 5)
 DEFAULT_QUALITY = 3
-# Refinement by default: MAX_REFINE steps, fewer for large inputs so that a step count times the pixels
-# (voxels) stays within REFINE_BUDGET: on this project's 2-core CPU that keeps a 256^3 volume's encoding
-# under two minutes (scripts/bench_codec.py; the cards say what the steps buy).
-MAX_REFINE = 30
-REFINE_BUDGET = 160 * 2**20
-
-
-def default_refine(sites: int) -> int:
-    """Refinement steps for an input of `sites` pixels or voxels per frame, when the user gives none."""
-    return max(0, min(MAX_REFINE, REFINE_BUDGET // max(sites, 1)))
+# Refinement steps by default: none. With the shipped codecs it only moves a file along their own
+# rate-distortion curve (the rate it optimises is the model's estimate, not the LZMA stream's), at a cost
+# in time; the codec cards have the measurements.
+DEFAULT_REFINE = 0
 
 
 def quality_step(quality: int) -> float:
@@ -146,14 +140,12 @@ def encode_file(
     max_pixels: int | None = None,
     on_tiles: OnTiles | None = None,
     quality: int = DEFAULT_QUALITY,
-    refine: int | None = None,
+    refine: int = DEFAULT_REFINE,
     on_refine: OnStep | None = None,
 ) -> EncodeReport:
-    """Encode `src` to the latent file `dst`. `refine`: a codec model's refinement steps (None: as many as
-    `default_refine` gives for its size)."""
+    """Encode `src` to the latent file `dst`. `refine`: a codec model's refinement steps."""
     frames, source, norm, raw = _image_source(src, max_pixels) if kind == "image" else _volume_source(src)
     shape = source["shape"]
-    refine = default_refine(math.prod(shape)) if refine is None else refine
     grid = default_grid(model, shape, tile)
     codec = model.cfg.latent.grid
     step = quality_step(quality)
@@ -204,7 +196,8 @@ def render_frames(
     frames = []
     for i, latents in enumerate(latent.values()):
         channels = latent.source["channels"] if i == 0 or latent.source["kind"] != "image" else 1
-        render = latent_render(model, latents, grid, device)
+        step = float(latent.steps.max()) if model.cfg.latent.grid else 1.0  # a codec's one step
+        render = latent_render(model, latents, grid, device, step)
         progress = frame_progress(on_tiles, i, len(latent.latents))
         values = stitch(grid, out, render, model.cfg.out_channels, batch, on_tiles=progress)
         if channels != model.cfg.out_channels:  # gray through a colour model: average back

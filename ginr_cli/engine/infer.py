@@ -61,7 +61,9 @@ def _crop(source: np.ndarray, origin, grid: TileGrid) -> np.ndarray:
     return source[(slice(None), *(slice(o, o + t) for o, t in zip(origin, grid.tile, strict=True)))]
 
 
-def _decode_each(model, latents, coords, cells, grid, device, tiles=None, field=None) -> list[np.ndarray]:
+def _decode_each(
+    model, latents, coords, cells, grid, device, tiles=None, field=None, step: float = 1.0
+) -> list[np.ndarray]:
     """Decode each tile's points; with the tiles themselves (and their local feature field, where the model
     has one), the decoder refines their interpolation. Tiles with as many points (all but the last row and
     column, usually) are decoded together: one call for many tiles, as many points a call as for one."""
@@ -77,7 +79,7 @@ def _decode_each(model, latents, coords, cells, grid, device, tiles=None, field=
         near = None if field is None else field[index]  # (g, *grid, f)
         chunk = max(1, DECODE_CHUNK // len(same))
         out = model.decode(
-            latents[index], points, cell, shape=grid.tile, base=base, field=near, chunk_size=chunk
+            latents[index], points, cell, shape=grid.tile, base=base, field=near, chunk_size=chunk, step=step
         )
         for i, v in zip(same, out.float().cpu().numpy(), strict=True):
             values[i] = v
@@ -96,14 +98,17 @@ def model_render(model: MambaGINR, source: np.ndarray, grid: TileGrid, device: t
     return render
 
 
-def latent_render(model: MambaGINR, latents: torch.Tensor, grid: TileGrid, device: torch.device) -> Render:
-    """Render callback that decodes stored latents (tiles, m, d), in the grid's raster order."""
+def latent_render(
+    model: MambaGINR, latents: torch.Tensor, grid: TileGrid, device: torch.device, step: float = 1.0
+) -> Render:
+    """Render callback that decodes stored latents (tiles, m, d), in the grid's raster order; `step`: a
+    codec model's quantisation step."""
     index = {origin: i for i, origin in enumerate(grid)}
 
     def render(origins, coords, cells):
         batch = latents[[index[o] for o in origins]].to(device)
         with torch.inference_mode():
-            return _decode_each(model, batch, coords, cells, grid, device)
+            return _decode_each(model, batch, coords, cells, grid, device, step=step)
 
     return render
 

@@ -27,7 +27,7 @@ from ginr_cli.engine.codec import encode_file, open_latent, render_frames
 from ginr_cli.engine.tiling import OutputGrid
 from ginr_cli.nn.ginr import MambaGINR
 
-LADDER = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)  # JPEG and WebP qualities
+LADDER = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 100)  # JPEG and WebP qualities, up to the top
 LOSSLESS = ("png", "gzip")
 
 
@@ -140,6 +140,8 @@ def ginr_points(
             truth = load_truth(path, kind)
             if kind == "image":
                 pred = np.round(np.clip(np.moveaxis(decoded, 0, -1), 0, 1) * 255)
+                if pred.shape[2] == 1:  # a gray image, compared as its truth is: gray in all three
+                    pred = np.repeat(pred, 3, axis=2)
                 psnr, ssim = _image_scores(pred, truth)
             else:
                 pred = decoded[0].astype(np.float64)

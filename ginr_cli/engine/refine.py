@@ -1,11 +1,13 @@
 """Fitting one file's latents: the encoder's guess refined by gradient steps, the decoder frozen.
 
 The encoder gives every file the latents of the average file; a few steps of Adam on this file's latents
-(COIN++ and functa's amortised-then-refined recipe) lower its error at the same size. The latents move in
-units of their quantisation step and are rounded in every forward pass (the gradient passes straight
-through), so what is optimised is what will be stored: squared error plus `rate_weight` times the bits
-of the rounded integers. Each step reads a random share of each tile's pixels, so a step over a 256^3
-volume costs about as much as decoding an eighth of it.
+(COIN++ and functa's amortised-then-refined recipe) lower its error plus rate. The latents move in units
+of their quantisation step and are rounded in every forward pass (the gradient passes straight through),
+so what is optimised is what will be stored: squared error plus `rate_weight * step^2` (as in training)
+times the model's estimate of the integers' bits. Each step reads a random share of each tile's pixels,
+so a step over a 256^3 volume costs about as much as decoding an eighth of it. `ginr encode` refines
+only when asked (`--refine`): with the shipped codecs the model's bit estimate is not the LZMA stream's
+size, and refining moves a file along the codec's curve rather than above it (see their cards).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def refine_latents(
     ).flatten(2)  # (tiles, c, p)
     latents = integers.clone().to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=lr)
-    weight = model.cfg.latent.rate_weight
+    weight = model.cfg.latent.rate_weight * step**2  # the trade-off training made at this step
     generator = torch.Generator().manual_seed(seed)
     for param in model.parameters():
         param.requires_grad_(False)
@@ -78,7 +80,7 @@ def refine_latents(
                 target = target.transpose(1, 2).to(device)  # (b, q, c)
                 coords = centres[picks.to(device)]  # (b, q, k)
                 y = rounded(latents[rows]) * step  # (b, m, w)
-                pred = model.decode(y, coords, cell, shape=tile)  # (b, q, c)
+                pred = model.decode(y, coords, cell, shape=tile, step=step)  # (b, q, c)
                 error = (pred - target).square().mean(dim=(1, 2)).sum()
                 bits = model.rate(y, step).sum() / count
                 (error + weight * bits).div(len(origins)).backward()

@@ -316,11 +316,13 @@ def train(
             group["lr"] = rate * group["lr_scale"]
         with autocast:
             if codec:
-                pred, bits = net(batch["lr"], batch["coords"], batch["cell"], with_rate=True)
+                pred, bits, steps = net(batch["lr"], batch["coords"], batch["cell"], with_rate=True)
             else:
                 pred = net(batch["lr"], batch["coords"], batch["cell"], use_base=use_base)
-        if codec:  # rate and distortion, as the codec is judged: squared error plus its bits' worth
-            loss = F.mse_loss(pred.float(), batch["target"]) + cfg.latent.rate_weight * bits.float().mean()
+        if codec:  # rate and distortion, as the codec is judged: squared error plus its bits' worth at the
+            # sample's step (rate_weight * step^2, the slope of a uniform quantiser's rate-distortion curve)
+            error = (pred.float() - batch["target"]).square().mean(dim=(1, 2))  # (b,)
+            loss = (error + cfg.latent.rate_weight * steps.float().square() * bits.float()).mean()
         else:
             loss = F.l1_loss(pred.float(), batch["target"])
         optimizer.zero_grad(set_to_none=True)

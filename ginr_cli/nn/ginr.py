@@ -23,7 +23,9 @@ from ginr_cli.nn.latent_grid import (
     LinearAnalysis,
     LinearValues,
     noisy,
+    rounded,
     sample_linear,
+    training_steps,
 )
 from ginr_cli.nn.local_features import ConvStem, LocalReader
 from ginr_cli.nn.position_tokens import LearnablePositions
@@ -111,6 +113,7 @@ class MambaGINR(nn.Module):
         base: Tensor | None = None,
         field: Tensor | None = None,
         chunk_size: int = DECODE_CHUNK,
+        step: float | Tensor = 1.0,
     ) -> Tensor:
         """latents (b, m, d), coords (b, q, k) in [-1, 1] -> values (b, q, c).
 
@@ -123,6 +126,8 @@ class MambaGINR(nn.Module):
         `field` (b, *grid, f): from `encode_with_features`, for a model with local features; given with
         the base, or neither.
         Queries are decoded `chunk_size` at a time, so memory is bounded whatever q is.
+        `step` (a number or (b,)): a codec model's quantisation step, in its training units; its nonlinear
+        correction, of the size of the quantisation error, is scaled by it.
         """
         b, q, k = coords.shape
         if cell is None:
@@ -145,6 +150,7 @@ class MambaGINR(nn.Module):
             tile = shape or [self.cfg.input_size] * k
             field, reader = self.grid_field(latents, tile), self.grid_reader
             linear = self.linear_values(latents, tile)  # (b, c, *padded tile)
+            step = torch.as_tensor(step, dtype=coords.dtype, device=coords.device).reshape(-1, 1, 1)
         chunks = []
         for i in range(0, q, chunk_size):
             points = coords[:, i : i + chunk_size]  # (b, q', k)
@@ -156,7 +162,7 @@ class MambaGINR(nn.Module):
                 None if base is None else base[:, i : i + chunk_size].to(coords.dtype),
                 local,
             )  # (b, q', c)
-            chunks.append(values if linear is None else sample_linear(linear, points) + values)
+            chunks.append(values if linear is None else sample_linear(linear, points) + step * values)
         return torch.cat(chunks, dim=1)  # (b, q, c)
 
     def latent_shape(self, tile: Sequence[int]) -> tuple[int, int]:
@@ -195,15 +201,18 @@ class MambaGINR(nn.Module):
         shape: Sequence[int] | None = None,
         x: Tensor | None = None,
         field: Tensor | None = None,
+        step: float = 1.0,
     ) -> Tensor:
         """Render the whole field on a regular grid of `out_shape` cells: (b, c, *out_shape).
         Given the input `x` (and, for a model with local features, its `field`), the decoder refines its
-        interpolation (when the model uses a base)."""
+        interpolation (when the model uses a base). `step`: a codec model's quantisation step."""
         b = latents.shape[0]
         coords = cell_centres(out_shape, device=latents.device).flatten(0, -2).expand(b, -1, -1)  # (b, q, k)
         cell = cell_size(out_shape, device=latents.device)  # (k,)
         base = self.base(x, coords)
-        values = self.decode(latents, coords, cell, shape=shape, base=base, field=field)  # (b, q, c)
+        values = self.decode(
+            latents, coords, cell, shape=shape, base=base, field=field, step=step
+        )  # (b, q, c)
         return values.transpose(1, 2).reshape(b, -1, *out_shape)  # (b, c, *out_shape)
 
     def base(self, x: Tensor | None, coords: Tensor) -> Tensor | None:
@@ -223,23 +232,31 @@ class MambaGINR(nn.Module):
         cell: Tensor | None = None,
         use_base: bool = True,
         with_rate: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Tensor | tuple[Tensor, Tensor, Tensor]:
         """x (b, c, *spatial), coords (b, q, k) -> values (b, q, c); use_base: refine x's interpolation
         (with the local features, where the model has them); else decode from the latents alone.
-        A codec model decodes its latent grid with training's quantisation noise, and with `with_rate`
-        returns its bits too (see `compress`)."""
+        A codec model decodes its latent grid quantised as training quantises it, and with `with_rate`
+        returns its bits and quantisation steps too (see `compress`)."""
         if self.to_latent is not None:
-            values, bits = self.compress(x, coords, cell)
-            return (values, bits) if with_rate else values
+            values, bits, steps = self.compress(x, coords, cell)
+            return (values, bits, steps) if with_rate else values
         latents, field = self.encode_with_features(x)
         base = self.base(x, coords) if use_base else None
         field = field if base is not None else None
         return self.decode(latents, coords, cell, shape=x.shape[2:], base=base, field=field)
 
-    def compress(self, x: Tensor, coords: Tensor, cell: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def compress(
+        self, x: Tensor, coords: Tensor, cell: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """A codec model's training pass: x (b, c, *spatial) -> (values at coords (b, q, c), bits per pixel
-        or voxel of its latent grid (b,)), the latents perturbed by one step of uniform noise as rounding
-        would perturb them."""
-        latents = noisy(self.encode(x))  # (b, m, w)
-        bits = self.rate(latents).sum(dim=(1, 2)) / math.prod(x.shape[2:])  # (b,)
-        return self.decode(latents, coords, cell, shape=x.shape[2:]), bits
+        or voxel of its latent grid (b,), quantisation steps (b,)). Each sample is quantised with its own
+        step, drawn from those of `ginr encode --quality` (`training_steps`), so that every quality is one
+        the model was trained for. The decoder sees the latents rounded, as they will be stored (the
+        gradient passing straight through); the rate is that of the latents plus uniform noise of one
+        step, a differentiable stand-in for the rounded ones (Balle et al., 2017)."""
+        steps = training_steps(x.shape[0], x.device)  # (b,)
+        latents = self.encode(x) / steps[:, None, None]  # (b, m, w) in units of each step
+        s = steps[:, None, None]
+        bits = self.rate(noisy(latents) * s, s).sum(dim=(1, 2)) / math.prod(x.shape[2:])  # (b,)
+        values = self.decode(rounded(latents) * s, coords, cell, shape=x.shape[2:], step=steps)
+        return values, bits, steps

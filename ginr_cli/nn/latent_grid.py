@@ -4,14 +4,15 @@ A codec model (`LatentConfig.grid`) puts one LP before every patch token, so the
 over the tile (one vector per patch), and maps each to `width` channels, added to a linear analysis of
 the patch's pixels (`LinearAnalysis`, which starts as the patch's DCT): that grid is the latent. It is
 stored quantised, `round(y / step)` as integers (`engine/codec.py`), so what training and refinement
-optimise is the value of those integers: reconstruction error plus `rate_weight` times their bits.
+optimise is the value of those integers: reconstruction error plus `rate_weight * step^2` times their
+bits (the trade-off a uniform quantiser of that step makes, so one model serves every `--quality`).
 
 A value at any point is the sum of two paths. `LinearValues` maps the grid linearly to the pixel grid
 (each latent a mix of overlapping basis patterns; it starts as the inverse DCT), sampled linearly between
 pixels: so an untrained model is already a DCT codec, which training improves rather than discovers.
 A small convolutional synthesis (`local_features.ConvStem`) turns the grid into the feature grid that
-`LocalReader` reads at any point, for the decoder's nonlinear correction; it runs at the latent's
-resolution, so that decoding and refinement stay cheap.
+`LocalReader` reads at any point, for the decoder's nonlinear correction of the quantisation error,
+scaled by the step; it runs at the latent's resolution, so that decoding and refinement stay cheap.
 `LaplaceRate` is the entropy model: each channel's integers are taken as a discretised Laplace
 distribution of learned location and scale, and an integer's cost is -log2 of its probability, the size
 an entropy coder reaches on such data.
@@ -137,14 +138,25 @@ class LaplaceRate(nn.Module):
         """The Laplace CDF at x (loc removed), written with expm1 so it stays exact in the far tails."""
         return 0.5 - 0.5 * torch.sign(x) * torch.expm1(-x.abs() / scale)
 
-    def forward(self, values: Tensor, step: float = 1.0) -> Tensor:
+    def forward(self, values: Tensor, step: float | Tensor = 1.0) -> Tensor:
         """values (..., w), multiples of `step` (or, in training, integers plus noise) -> bits (..., w): the
-        probability of the step-wide bin around each value. Training quantises with step 1; a finer or
-        coarser step (`ginr encode --quality`) reuses the same density."""
+        probability of the step-wide bin around each value: one density for every step (`--quality`);
+        `step` a number or a tensor broadcast against `values`."""
         x = values - self.loc
         scale = self.log_scale.exp()
         p = self._cdf(x + step / 2, scale) - self._cdf(x - step / 2, scale)
         return -torch.log2(p.clamp_min(self.LOW))
+
+
+# The quantisation steps a codec model is trained for, in its training units: those of `ginr encode
+# --quality 5` to `--quality 1` (engine/codec.py's quality_step).
+STEP_RANGE = (0.5, 2.0)
+
+
+def training_steps(batch: int, device: torch.device | str = "cpu") -> Tensor:
+    """A quantisation step for each of `batch` samples, log-uniform over STEP_RANGE: (batch,)."""
+    lo, hi = (math.log2(s) for s in STEP_RANGE)
+    return 2.0 ** torch.empty(batch, device=device).uniform_(lo, hi)
 
 
 def noisy(latents: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """`ginr encode` and `decode` with codec models (a latent grid): sizes, qualities, refinement, regions."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -8,6 +9,8 @@ import pytest
 from safetensors import safe_open
 
 from ginr_cli.engine.codec import quality_step
+
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "examples" / "images" / "cups.jpg"
 
 
 def _encode(ginr, src, dst, model, *extra):
@@ -93,3 +96,17 @@ def test_eval_codec_measures_real_files_beside_the_classic_codecs(ginr, nifti, c
     assert plot.stat().st_size > 0
     table = ginr(*args)
     assert table.exit_code == 0 and "slice-jpeg_psnr" in table.stdout and "gzip: " in table.stdout
+
+
+def test_eval_codec_scores_a_gray_photo_as_its_truth_is_kept(ginr, codec_2d, tmp_path):
+    from PIL import Image
+
+    from ginr_cli.engine import rate_distortion as rd
+
+    gray = tmp_path / "gray.png"
+    Image.open(EXAMPLE_PHOTO).convert("L").crop((0, 0, 40, 32)).save(gray)
+    result = ginr("eval", gray, "--codec", "--qualities", "3", "--model", codec_2d, "--json")
+    assert result.exit_code == 0, result.output
+    ours = [p for p in json.loads(result.stdout)["items"] if p["method"] == "ginr"]
+    truth = rd.load_truth(gray, "image")
+    assert truth.shape == (32, 40, 3) and len(ours) == 1 and 10 < ours[0]["psnr"] < 80

@@ -22,10 +22,10 @@ def _objective(model, source, grid, integers, step):
         for i, origin in enumerate(grid):
             tile = source[(slice(None), *(slice(o, o + t) for o, t in zip(origin, grid.tile, strict=True)))]
             y = integers[i : i + 1] * step
-            pred = model.decode_grid(y, grid.tile, shape=grid.tile)[0].numpy()
+            pred = model.decode_grid(y, grid.tile, shape=grid.tile, step=step)[0].numpy()
             errors.append(np.mean((pred - tile) ** 2))
             bits += float(model.rate(y, step).sum()) / np.prod(grid.tile)
-    return float(np.mean(errors)) + model.cfg.latent.rate_weight * bits / len(errors)
+    return float(np.mean(errors)) + model.cfg.latent.rate_weight * step**2 * bits / len(errors)
 
 
 def test_refinement_lowers_error_plus_rate_of_what_is_stored():
@@ -58,12 +58,9 @@ def test_refinement_lowers_error_plus_rate_of_what_is_stored():
     assert all(p.requires_grad for p in model.parameters())  # the model is left as it was found
 
 
-def test_the_default_refinement_shrinks_with_the_input_and_the_quality_ladder_halves_the_step_squared():
-    from ginr_cli.engine.codec import MAX_REFINE, REFINE_BUDGET, default_refine, quality_step
+def test_the_quality_ladder_halves_the_step_squared():
+    from ginr_cli.engine.codec import quality_step
 
-    assert default_refine(512 * 512) == MAX_REFINE
-    assert default_refine(256**3) == REFINE_BUDGET // 256**3 < MAX_REFINE
-    assert default_refine(10**10) == 0
     assert quality_step(3) == 1.0
     steps = [quality_step(q) for q in (1, 2, 3, 4, 5)]
     assert all(abs(a / b - 2**0.5) < 1e-12 for a, b in zip(steps, steps[1:], strict=False))

@@ -7,7 +7,7 @@ import torch
 
 from ginr_cli.nn.config import PositionConfig, preset
 from ginr_cli.nn.ginr import MambaGINR
-from ginr_cli.nn.latent_grid import LaplaceRate, noisy, pixel_shuffle, rounded
+from ginr_cli.nn.latent_grid import STEP_RANGE, LaplaceRate, noisy, pixel_shuffle, rounded, training_steps
 from ginr_cli.nn.position_tokens import LearnablePositions, lp_indices
 from tests.conftest import tiny_codec_config, tiny_config, untrained
 
@@ -101,11 +101,35 @@ def test_a_codec_model_encodes_one_latent_per_patch_and_decodes_any_point(rank):
 def test_training_pass_of_a_codec_gives_values_and_bits_and_reaches_every_parameter():
     model = untrained(MambaGINR(tiny_codec_config(2)))
     x = torch.randn(2, 3, 16, 16)
-    values, bits = model(x, torch.rand(2, 30, 2) * 2 - 1, with_rate=True)
+    values, bits, steps = model(x, torch.rand(2, 30, 2) * 2 - 1, with_rate=True)
     assert values.shape == (2, 30, 3) and bits.shape == (2,) and (bits > 0).all()
+    assert steps.shape == (2,) and ((steps >= STEP_RANGE[0]) & (steps <= STEP_RANGE[1])).all()
     (values.square().mean() + bits.mean()).backward()
     silent = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert silent == []
+
+
+def test_training_steps_span_the_qualities_log_uniformly():
+    from ginr_cli.engine.codec import QUALITIES, quality_step
+
+    assert STEP_RANGE == (quality_step(max(QUALITIES)), quality_step(min(QUALITIES)))
+    torch.manual_seed(0)
+    steps = training_steps(20000)
+    assert steps.min() >= STEP_RANGE[0] and steps.max() <= STEP_RANGE[1]
+    assert abs(float((steps < 1.0).float().mean()) - 0.5) < 0.02  # step 1 (quality 3) splits the log range
+
+
+def test_the_codec_correction_scales_with_the_step():
+    model = untrained(MambaGINR(tiny_codec_config(2)))
+    side = model.cfg.input_size
+    latents = torch.randn(1, *model.latent_shape([side, side]))
+    coords = torch.rand(1, 40, 2) * 2 - 1
+    with torch.no_grad():
+        one = model.decode(latents, coords, shape=[side, side], step=1.0)
+        half = model.decode(latents, coords, shape=[side, side], step=0.5)
+        none = model.decode(latents, coords, shape=[side, side], step=0.0)  # the linear path alone
+    assert (one - none).abs().max() > 1e-3
+    torch.testing.assert_close(half - none, 0.5 * (one - none), atol=1e-5, rtol=1e-4)
 
 
 def test_codec_configs_are_checked():
