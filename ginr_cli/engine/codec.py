@@ -4,9 +4,10 @@ An image's latent has one frame for its colour and, when it has alpha, a second 
 (run through the model as a gray image). A volume's frames are its time points (one for 3D).
 
 What is stored is quantised (`io/latents.py`). A codec model's latent grid is quantised with one step
-for every channel, set by `quality` (the step it was trained at is quality 3), after `refine` steps that
-fit it to this file (`engine/refine.py`). Other models' LP latents are stored with 8 bits per value (each
-channel's largest magnitude over 127): they were not trained for a rate, and only their fidelity counts.
+for every channel, set by `quality` (step 1 in the model's units at quality 3; training covers 1 to 5),
+after any `refine` steps that fit it to this file (`engine/refine.py`). Other models' LP latents are
+stored with 8 bits per value (each channel's largest magnitude over 127): they were not trained for a
+rate, and only their fidelity counts.
 """
 
 from __future__ import annotations
