@@ -145,8 +145,9 @@ def ginr_points(
                 psnr, ssim = _image_scores(pred, truth)
             else:
                 pred = decoded[0].astype(np.float64)
-                if np.dtype(latent.source["dtype"]).kind in "iu":
-                    pred = np.round(pred)
+                dtype = np.dtype(latent.source["dtype"])
+                if dtype.kind in "iu":  # as `ginr decode` writes it: rounded and clipped to the dtype
+                    pred = np.clip(np.round(pred), np.iinfo(dtype).min, np.iinfo(dtype).max)
                 psnr, ssim = metrics.volume_scores(pred, truth)
             point = RatePoint(path.name, "ginr", str(quality), report.bits_per_site, psnr, ssim)
             points.append(point)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from ginr_cli.engine import metrics
 from ginr_cli.engine.codec import quality_step
 
 EXAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "examples" / "images" / "cups.jpg"
@@ -90,6 +91,12 @@ def test_eval_codec_measures_real_files_beside_the_classic_codecs(ginr, nifti, c
     ours = {p["setting"]: p for p in report["items"] if p["method"] == "ginr"}
     encoded = _encode(ginr, nifti, tmp_path / "q3.safetensors", codec_3d, "--quality", "3", "--refine", "0")
     assert ours["3"]["bits"] == pytest.approx(encoded["bits_per_voxel"], abs=1e-3)  # the real file's size
+    # and the real decoded file's fidelity: what `ginr decode` writes (rounded, clipped to the dtype)
+    decoded = ginr("decode", tmp_path / "q3.safetensors", "-o", tmp_path / "q3.nii.gz", "--model", codec_3d)
+    assert decoded.exit_code == 0, decoded.output
+    truth = np.asarray(nib.load(nifti).dataobj).astype(np.float64)
+    written = np.asarray(nib.load(tmp_path / "q3.nii.gz").dataobj).astype(np.float64)
+    assert ours["3"]["psnr"] == pytest.approx(metrics.volume_scores(written, truth)[0], abs=1e-6)
     methods = {p["method"] for p in report["items"]}
     assert methods == {"ginr", "slice-jpeg", "down2-spline", "gzip"}
     assert rows[3]["gzip_bits"] > 0 and "slice-jpeg_psnr" in rows[3]
