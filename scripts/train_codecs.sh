@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the shipped codec models on this project's 2-core CPU (see models/volume-codec/README.md and
-# models/image-codec/README.md), from scripts/prepare_data.py's data: each a run of TIME_LIMIT minutes
+# Train the codec models on this project's 2-core CPU (the shipped ones are their untrained initialisation,
+# which these runs did not beat: see models/volume-codec/README.md and models/image-codec/README.md),
+# from scripts/prepare_data.py's data: each a run of TIME_LIMIT minutes
 # whose schedule follows the clock. `codec-3d` trains on data/volumes/codec-train (the training volumes
 # without ch2better, which the codec's evaluation keeps), `codec-2d` on data/photos/train.
 # WHICH=volume or WHICH=image trains one of them.
