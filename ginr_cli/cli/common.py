@@ -102,3 +102,31 @@ def precision_context(precision: str, device):
     if precision not in dtypes:
         raise UsageError(f"--precision must be auto, fp32, bf16 or fp16, not {precision!r}")
     return torch.autocast(device.type, dtype=dtypes[precision])
+
+
+class BatchRun:
+    """A batch in this process, or this rank's share of it under torchrun (`engine.shard`): its progress
+    `reporter`, then `run(process)`, which prints one summary (rank 0's, merged) and exits with its code."""
+
+    def __init__(self, jobs, overwrite: bool, verb: str, quiet: bool, verbose: bool, as_json: bool):
+        from ginr_cli.cli.progress import Reporter
+        from ginr_cli.engine import shard
+
+        self.ranks = shard.current()
+        shard.join(self.ranks)
+        self.part = shard.share(jobs, self.ranks, overwrite)
+        self.overwrite = overwrite
+        lead = self.ranks.rank == 0  # the other ranks print only their failures as they happen
+        self.reporter = Reporter(len(self.part.jobs), verb, quiet or not lead, verbose, as_json and lead)
+
+    def run(self, process) -> None:
+        from ginr_cli.engine import shard
+        from ginr_cli.engine.batch import run_jobs
+
+        summary = run_jobs(self.part.jobs, process, self.overwrite, self.reporter.start, self.reporter.end)
+        merged = shard.gather(summary, self.part, self.ranks)
+        shard.leave(self.ranks)
+        if merged is None:  # rank 0 reports for everyone
+            raise typer.Exit(0)
+        self.reporter.finish(merged)
+        raise typer.Exit(merged.exit_code)

@@ -73,10 +73,9 @@ def decode(
       ginr decode scan.safetensors -o scan_1mm.nii.gz --spacing 1
       ginr decode scan.safetensors -o axial.nii.gz --slice 2=90
     """
-    from ginr_cli.cli.common import Models
-    from ginr_cli.cli.progress import Reporter
+    from ginr_cli.cli.common import BatchRun, Models
     from ginr_cli.engine import targets
-    from ginr_cli.engine.batch import plan_jobs, run_jobs, split_name
+    from ginr_cli.engine.batch import plan_jobs, split_name
     from ginr_cli.engine.codec import decode_file, peek_model, peek_source
     from ginr_cli.engine.infer import pick_device
     from ginr_cli.errors import GinrError, UsageError
@@ -139,7 +138,6 @@ def decode(
             reporter.tiles,
         )
 
-    reporter = Reporter(len(jobs), "decode", quiet, verbose, as_json)
-    summary = run_jobs(jobs, run, overwrite, reporter.start, reporter.end)
-    reporter.finish(summary)
-    raise typer.Exit(summary.exit_code)
+    batch_run = BatchRun(jobs, overwrite, "decode", quiet, verbose, as_json)
+    reporter = batch_run.reporter
+    batch_run.run(run)

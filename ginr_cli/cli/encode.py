@@ -22,7 +22,7 @@ from ginr_cli.cli.common import (
 
 @report_errors
 def encode(
-    inputs: Annotated[list[Path], typer.Argument(help="Image or volume files, or folders of them.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image or volume files, or folders of them; each DICOM series in a folder is one volume.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output folder (or .safetensors path for one input).")
     ],
@@ -61,27 +61,31 @@ def encode(
       ginr encode scan.nii.gz -o scan.safetensors --check
       ginr encode photos/ -o latents/ --quality 2 --json
     """
-    from ginr_cli.cli.common import Models
-    from ginr_cli.cli.progress import Reporter
+    from ginr_cli.cli.common import BatchRun, Models
     from ginr_cli.cli.upscale import input_kind
-    from ginr_cli.engine.batch import plan_jobs, run_jobs
+    from ginr_cli.engine.batch import plan_jobs
     from ginr_cli.engine.codec import encode_file
     from ginr_cli.engine.infer import pick_device
 
     jobs = plan_jobs(
-        inputs, output, lambda p: input_kind(p, kind) is not None, recursive, ext=lambda src: ".safetensors"
+        inputs,
+        output,
+        lambda p: input_kind(p, kind) is not None,
+        recursive,
+        ext=lambda src: ".safetensors",
+        dicom=True,
     )
     torch_device = pick_device(device)
     models = Models(model, torch_device, codec=True)
 
     def run(job):
-        which = input_kind(job.src, kind)
+        which = "volume" if job.series else input_kind(job.src, kind)
         net, fp = models(which)
         return encode_file(
             net,
             fp,
             torch_device,
-            job.src,
+            job.series or job.src,
             job.dst,
             which,
             tile,
@@ -94,7 +98,6 @@ def encode(
             lambda done, total: reporter.tiles(done, total, "  refine"),
         )
 
-    reporter = Reporter(len(jobs), "encode", quiet, verbose=True if not quiet else verbose, as_json=as_json)
-    summary = run_jobs(jobs, run, overwrite, reporter.start, reporter.end)
-    reporter.finish(summary)
-    raise typer.Exit(summary.exit_code)
+    batch_run = BatchRun(jobs, overwrite, "encode", quiet, True if not quiet else verbose, as_json)
+    reporter = batch_run.reporter
+    batch_run.run(run)

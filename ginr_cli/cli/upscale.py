@@ -36,7 +36,7 @@ def input_kind(path: Path, forced: str) -> str | None:
 
 @report_errors
 def upscale(
-    input: Annotated[Path, typer.Argument(help="An image or volume file, or a folder of them.")],
+    input: Annotated[Path, typer.Argument(help="An image or volume file (NIfTI, TIFF stack, DICOM), or a folder of them; each DICOM series in a folder is one volume.")],
     output: Annotated[Path, typer.Argument(help="Output folder (or file path when INPUT is one file).")],
     scale: Annotated[
         str | None,
@@ -90,10 +90,9 @@ def upscale(
       ginr upscale photos/ out/ --scale 4
       ginr upscale scan.nii.gz scan_z.nii.gz --scale 1,1,2.5
     """
-    from ginr_cli.cli.common import Models, precision_context
-    from ginr_cli.cli.progress import Reporter
+    from ginr_cli.cli.common import BatchRun, Models, precision_context
     from ginr_cli.engine import targets
-    from ginr_cli.engine.batch import plan_jobs, run_jobs
+    from ginr_cli.engine.batch import plan_jobs
     from ginr_cli.engine.infer import pick_device
     from ginr_cli.engine.upscale import Target, upscale_file
     from ginr_cli.errors import UsageError
@@ -127,30 +126,25 @@ def upscale(
         recursive,
         suffix,
         ext=(lambda src: out_ext) if out_ext else None,
+        dicom=True,
     )
     torch_device = pick_device(device)
     models = Models(model, torch_device)
-    reporter = Reporter(len(jobs), "upscale", quiet, verbose, as_json)
+    batch_run = BatchRun(jobs, overwrite, "upscale", quiet, verbose, as_json)
     with precision_context(precision, torch_device):
-        summary = run_jobs(
-            jobs,
+        batch_run.run(
             lambda job: upscale_file(
                 models,
                 torch_device,
-                job.src,
+                job.series or job.src,
                 job.dst,
                 target,
-                input_kind(job.src, kind),
+                "volume" if job.series else input_kind(job.src, kind),
                 tile=tile,
                 batch=batch,
                 max_pixels=max_pixels,
                 quality=quality,
                 dtype=None if dtype == "keep" else dtype,
-                on_tiles=reporter.tiles,
-            ),
-            overwrite,
-            reporter.start,
-            reporter.end,
+                on_tiles=batch_run.reporter.tiles,
+            )
         )
-    reporter.finish(summary)
-    raise typer.Exit(summary.exit_code)

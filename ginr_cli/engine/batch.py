@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ginr_cli.errors import GinrError, UsageError
+from ginr_cli.io.dicom import is_dicom_file
 
 DOUBLE_SUFFIXES = (".nii.gz",)
 
@@ -35,6 +36,28 @@ class Job:
     src: Path
     dst: Path
     problem: str = ""  # why it cannot be done: a file named explicitly that the command does not read
+    series: Any = None  # a DICOM series (`io.dicom.Series`) read from the files of `src`, a folder
+
+
+def _series_jobs(files: list[Path], root: Path, output: Path, suffix: str, ext) -> list[Job]:
+    """A job for each DICOM series among `files` (found under `root`), output beside the others of its
+    folder; a failing job for each file that is not part of one (no image in it, unreadable)."""
+    if not files:
+        return []
+    from ginr_cli.io.dicom import find_series
+
+    series, problems = find_series(files)
+    jobs, taken = [], set()
+    for one in series:
+        name = one.name
+        if (one.folder, name) in taken:  # two studies' series of one number and description in one folder
+            name += "_" + one.uid.rsplit(".", 1)[-1][-8:]
+        taken.add((one.folder, name))
+        dst = output / one.folder.relative_to(root) / (name + suffix + ext(one.folder))
+        jobs.append(Job(one.folder, dst, series=one))
+    for path, problem in problems:
+        jobs.append(Job(path, output / path.relative_to(root).parent / (path.name + suffix), problem))
+    return jobs
 
 
 def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
@@ -57,18 +80,29 @@ def plan_jobs(
     recursive: bool = False,
     suffix: str = "",
     ext: Callable[[Path], str] | None = None,
+    dicom: bool = False,
 ) -> list[Job]:
     """Jobs for every accepted file of `inputs` (files or folders). `ext(src)` gives the output extension
-    (with the dot); by default the input's. A single input file may have an output file path."""
+    (with the dot); by default the input's. A single input file may have an output file path. With
+    `dicom`, the DICOM files of each folder are grouped into series, a job each, named after the series
+    (`io.dicom`; by default written as .nii.gz)."""
+    series_ext = ext or (lambda folder: ".nii.gz")
     ext = ext or (lambda src: split_name(src)[1])
     jobs = []
     for item in inputs:
         if item.is_dir():
+            slices: list[Path] = []
             for src in _walk(item, recursive):
                 if accept(src):
                     rel = src.relative_to(item).parent
                     jobs.append(Job(src, output / rel / (split_name(src)[0] + suffix + ext(src))))
+                elif dicom and is_dicom_file(src):
+                    slices.append(src)
+            jobs += _series_jobs(slices, item, output, suffix, series_ext)
         elif item.exists():
+            if dicom and not accept(item) and is_dicom_file(item):  # one file: a multi-frame series
+                jobs += _series_jobs([item], item.parent, output, suffix, series_ext)
+                continue
             single_file_output = len(inputs) == 1 and not output.is_dir() and split_name(output)[1] != ""
             dst = output if single_file_output else output / (split_name(item)[0] + suffix + ext(item))
             problem = "" if accept(item) else "not a kind of file this command reads (see --help)"

@@ -121,11 +121,24 @@ def _volume_source(path: Path) -> tuple[list[np.ndarray], dict, normalize.Normal
         "channels": 1,
         "dtype": str(volume.dtype),
         "frames": len(frames),
-        "name": path.name,
+        "name": _source_name(path),
         **volume_metadata(volume),
     }
     raw = volume.data.size * np.dtype(volume.dtype).itemsize
     return frames, source, norm, raw
+
+
+def _source_name(src) -> str:
+    """The source's file name, kept in the latent: a DICOM series is decoded as NIfTI, named after it."""
+    from ginr_cli.io.dicom import Series
+
+    return src.name + ".nii.gz" if isinstance(src, Series) else Path(src).name
+
+
+def _source_bytes(src) -> int:
+    from ginr_cli.io.dicom import Series
+
+    return src.bytes if isinstance(src, Series) else Path(src).stat().st_size
 
 
 def encode_file(
@@ -172,7 +185,7 @@ def encode_file(
     )
     save_latent(dst, latent)
     unit = "pixel" if kind == "image" else "voxel"
-    report = EncodeReport(dst.stat().st_size, raw, src.stat().st_size, math.prod(shape), unit)
+    report = EncodeReport(dst.stat().st_size, raw, _source_bytes(src), math.prod(shape), unit)
     if check:  # decode back at scale 1 from what was written, compare with the source
         decoded = render_frames(
             model, open_latent(dst, model, fingerprint), OutputGrid.full(shape, shape), device, batch

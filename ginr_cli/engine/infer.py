@@ -6,6 +6,7 @@ blending and streams the output, these functions supply its `render` callback.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -17,9 +18,13 @@ from ginr_cli.nn.ginr import DECODE_CHUNK, MambaGINR
 
 
 def pick_device(spec: str = "auto") -> torch.device:
-    """auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."""
+    """auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps. Under torchrun, `auto` and `cuda`
+    mean this rank's GPU (LOCAL_RANK)."""
+    if spec in ("auto", "cuda") and torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+        return torch.device("cuda", local % torch.cuda.device_count())
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cpu")
     try:
         device = torch.device(spec)
     except RuntimeError as err:

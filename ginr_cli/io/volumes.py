@@ -107,7 +107,14 @@ def _check_finite(data: np.ndarray, path: Path, verb: str) -> None:
 
 
 def read_volume(path: str | Path) -> Volume:
-    """Read a NIfTI (.nii, .nii.gz) or TIFF stack. Every failure is a GinrError naming the file."""
+    """Read a NIfTI (.nii, .nii.gz), a TIFF stack or a DICOM series (`dicom.Series`). Every failure is a
+    GinrError naming the file (the series' folder)."""
+    from ginr_cli.io.dicom import Series, read_series
+
+    if isinstance(path, Series):
+        vol = read_series(path)
+        _check_finite(vol.data, Path(path), "process it")
+        return vol
     path = Path(path)
     kind = volume_kind(path)
     if kind is None:
