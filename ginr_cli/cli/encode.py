@@ -22,7 +22,12 @@ from ginr_cli.cli.common import (
 
 @report_errors
 def encode(
-    inputs: Annotated[list[Path], typer.Argument(help="Image or volume files, or folders of them; each DICOM series in a folder is one volume.")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image or volume files, or folders of them; each DICOM series in a folder is one volume."
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output folder (or .safetensors path for one input).")
     ],

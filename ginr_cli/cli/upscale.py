@@ -36,7 +36,12 @@ def input_kind(path: Path, forced: str) -> str | None:
 
 @report_errors
 def upscale(
-    input: Annotated[Path, typer.Argument(help="An image or volume file (NIfTI, TIFF stack, DICOM), or a folder of them; each DICOM series in a folder is one volume.")],
+    input: Annotated[
+        Path,
+        typer.Argument(
+            help="An image or volume file (NIfTI, TIFF stack, DICOM), or a folder of them; each DICOM series in a folder is one volume."
+        ),
+    ],
     output: Annotated[Path, typer.Argument(help="Output folder (or file path when INPUT is one file).")],
     scale: Annotated[
         str | None,
