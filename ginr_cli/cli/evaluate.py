@@ -20,6 +20,9 @@ def evaluate(
         str, typer.Option("--scales", help="Comma-separated scales (volumes: whole factors along --axis).")
     ] = "2,3,4",
     axis: Annotated[int, typer.Option(min=0, max=2, help="Volumes: the axis made thick-sliced.")] = 2,
+    adapt: Annotated[
+        int, typer.Option(min=0, help="Volumes: fit the model to each input first, as upscale --adapt.")
+    ] = 0,
     kind: Annotated[
         str, typer.Option(help="image or volume (default: volume for NIfTI/TIFF files).")
     ] = "auto",
@@ -78,7 +81,9 @@ def evaluate(
             scores += ev.evaluate_images(net, torch_device, item, values, on_score=show)
         else:
             factors = [int(v) for v in values]
-            scores += ev.evaluate_volume(net, torch_device, item, factors, axis=axis, on_score=show)
+            scores += ev.evaluate_volume(
+                net, torch_device, item, factors, axis=axis, on_score=show, adapt=adapt
+            )
     rows = ev.averages(scores)
     if plot:
         ev.plot(rows, plot, f"{net.cfg.name} on {', '.join(p.name for p in data)}")

@@ -74,6 +74,13 @@ def upscale(
         int | None, typer.Option(min=1, max=100, help="JPEG/WebP quality (default: JPEG 95, WebP lossless).")
     ] = None,
     dtype: DtypeOption = "keep",
+    adapt: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Volumes: gradient steps fitting the model to each scan first, from the scan itself (its sharp axes teach the thick one).",
+        ),
+    ] = 0,
     tile: Annotated[int | None, typer.Option(min=4, help="Tile side (default: the model's).")] = None,
     batch: BatchOption = 8,
     max_pixels: Annotated[
@@ -151,5 +158,6 @@ def upscale(
                 quality=quality,
                 dtype=None if dtype == "keep" else dtype,
                 on_tiles=batch_run.reporter.tiles,
+                adapt=adapt,
             )
         )

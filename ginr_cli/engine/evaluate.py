@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ginr_cli.engine import metrics, normalize
+from ginr_cli.engine.adapt import adapt as fit_to_scan
 from ginr_cli.engine.infer import default_grid, resample
 from ginr_cli.engine.tiling import OutputGrid
 from ginr_cli.errors import GinrError
@@ -119,8 +120,17 @@ def thick_slices(volume: np.ndarray, axis: int, factor: int) -> np.ndarray:
 
 
 def evaluate_volume(
-    model: MambaGINR, device, path: Path, factors: list[int], axis: int = 2, batch: int = 8, on_score=None
+    model: MambaGINR,
+    device,
+    path: Path,
+    factors: list[int],
+    axis: int = 2,
+    batch: int = 8,
+    on_score=None,
+    adapt: int = 0,
 ) -> list[Score]:
+    """Thick slices along `axis` reconstructed by the model (fitted to each input first with `adapt`
+    steps, as `ginr upscale --adapt` does), trilinear and cubic-spline interpolation."""
     from scipy import ndimage
 
     from ginr_cli.io.volumes import read_volume
@@ -134,7 +144,9 @@ def evaluate_volume(
         norm = normalize.for_volume(lr)
         source = norm.apply(lr.astype(np.float32))[None]
         grid = default_grid(model, lr.shape)
-        out = resample(model, source, OutputGrid.full(lr.shape, truth.shape), device, grid=grid, batch=batch)
+        scales = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
+        net = fit_to_scan(model, source, scales, adapt, device)
+        out = resample(net, source, OutputGrid.full(lr.shape, truth.shape), device, grid=grid, batch=batch)
         zoom = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
         # scipy's zoom with grid_mode=True keeps the field of view (voxel edges aligned), as ginr does.
         outputs = {

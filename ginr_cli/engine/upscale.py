@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ginr_cli.engine import normalize, targets
+from ginr_cli.engine.adapt import adapt as fit_to_scan
 from ginr_cli.engine.infer import default_grid, resample
 from ginr_cli.engine.tiling import OnTiles, OutputGrid, frame_progress
 from ginr_cli.errors import GinrError, UsageError
@@ -143,6 +144,7 @@ def upscale_volume(
     batch: int = 8,
     dtype: str | None = None,
     on_tiles: OnTiles | None = None,
+    adapt: int = 0,
     **_: object,  # image options
 ) -> Result:
     from ginr_cli.io.volumes import read_volume, write_volume
@@ -162,6 +164,10 @@ def upscale_volume(
     tiles = default_grid(model, shape, tile)
     result = np.empty((volume.data.shape[0], *out.shape), np.float32)
     frames = volume.data.shape[0]
+    if adapt:  # fitted to the first frame, used for all (the frames of a series share their anatomy)
+        scales = [n / m for n, m in zip(out.shape, shape, strict=True)]
+        progress = None if on_tiles is None else lambda done, total: on_tiles(done, total, "  adapt")
+        model = fit_to_scan(model, norm.apply(volume.data[0])[None], scales, adapt, device, on_step=progress)
     for i, frame in enumerate(volume.data):
         progress = frame_progress(on_tiles, i, frames)
         values = resample(model, norm.apply(frame)[None], out, device, tiles, batch, on_tiles=progress)

@@ -59,18 +59,21 @@ class LearnablePositions(nn.Module):
         positions of the LPs, derived from the same placement, so order[lp_index] == arange(m), and
         `token_index` the positions of the patch tokens, in their order: order[token_index] == m + arange(n).
         """
-        if n not in self._orders:
-            m = self.count(n)
-            lp_index = torch.tensor(lp_indices(n, m, self.cfg.placement, self.cfg.group_size))
-            is_lp = torch.zeros(n + m, dtype=torch.bool)
-            is_lp[lp_index] = True
-            order = torch.empty(n + m, dtype=torch.long)
-            order[is_lp] = torch.arange(m)
-            order[~is_lp] = torch.arange(m, n + m)
-            self._orders[n] = (lp_index, order, (~is_lp).nonzero()[:, 0])
-        device = self.lps.device
-        if self._orders[n][0].device != device:  # built once per device, not copied on every call
-            self._orders[n] = tuple(index.to(device) for index in self._orders[n])
+        # Built as normal tensors even under inference mode: the same model may be trained afterwards
+        # (`ginr upscale --adapt`), and autograd cannot save inference tensors.
+        with torch.inference_mode(False):
+            if n not in self._orders:
+                m = self.count(n)
+                lp_index = torch.tensor(lp_indices(n, m, self.cfg.placement, self.cfg.group_size))
+                is_lp = torch.zeros(n + m, dtype=torch.bool)
+                is_lp[lp_index] = True
+                order = torch.empty(n + m, dtype=torch.long)
+                order[is_lp] = torch.arange(m)
+                order[~is_lp] = torch.arange(m, n + m)
+                self._orders[n] = (lp_index, order, (~is_lp).nonzero()[:, 0])
+            device = self.lps.device
+            if self._orders[n][0].device != device:  # built once per device, not copied on every call
+                self._orders[n] = tuple(index.to(device) for index in self._orders[n])
         return self._orders[n]
 
     def _tokens(self, length: int) -> int:

@@ -178,6 +178,23 @@ def test_nifti_keeps_its_geometry(ginr, nifti, model_3d, tmp_path):
     assert data.dtype.str[1:] == "i2" and data.max() > data.min()
 
 
+def test_adapt_fits_the_model_to_each_scan_and_keeps_the_geometry(ginr, nifti, model_3d, tmp_path):
+    plain, fitted = tmp_path / "plain.nii.gz", tmp_path / "fitted.nii.gz"
+    weights = (model_3d / "model.safetensors").read_bytes()
+    for out, extra in ((plain, ()), (fitted, ("--adapt", "3"))):
+        result = ginr(
+            "upscale", nifti, out, "--scale", "1,1,2", "--model", model_3d, "--dtype", "float32", *extra
+        )
+        assert result.exit_code == 0, result.output
+    a, b = nib.load(plain), nib.load(fitted)
+    assert a.shape == b.shape == (33, 41, 50)
+    np.testing.assert_array_equal(a.affine, b.affine)
+    assert not np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))  # three steps changed it
+    assert (model_3d / "model.safetensors").read_bytes() == weights  # the model on disk is untouched
+    result = ginr("eval", nifti, "--scales", "2", "--model", model_3d, "--adapt", "2", "--json")
+    assert result.exit_code == 0, result.output
+
+
 def test_nifti_dtype_float32_on_request(ginr, nifti, model_3d, tmp_path):
     out = tmp_path / "out" / "x.nii.gz"
     result = ginr("upscale", nifti, out, "--scale", "1,1,2", "--dtype", "float32", "--model", model_3d)
