@@ -2,6 +2,7 @@
 
     python scripts/eval_models.py                  # both models; data from ../shared and data/
     python scripts/eval_models.py --only volume
+    python scripts/eval_models.py --only volume --adapt 600   # the volume model fitted to each scan first
 
 Images: Set5, Set14 and BSD100 (../shared/data/sr-benchmarks) at x2, x3 and x4, against bicubic and
 Lanczos; then arbitrary scales, Set14's HR images downscaled on the fly by 1.5, 2.5, 3.5, 6 and 8.
@@ -52,6 +53,7 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["image", "arbitrary", "volume"])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    parser.add_argument("--adapt", type=int, default=0, help="volumes: ginr eval --adapt N")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "image"):
@@ -72,14 +74,18 @@ def main() -> None:
         print(f"Set14 arbitrary scales: {seconds:.0f} s", file=sys.stderr)
         print(table([("Set14 HR, downscaled", result)], ["bicubic", "lanczos", "ginr"]))
     if args.only in (None, "volume"):
-        result, seconds = ginr_eval([str(HELD_OUT), "--scales", "2,4", "--axis", "2", "--model", "volume"])
-        (args.out / "volume-mni152.json").write_text(json.dumps(result, indent=1))
+        fit = ["--adapt", str(args.adapt)] if args.adapt else []
+        tag = f"-adapt{args.adapt}" if args.adapt else ""
+        result, seconds = ginr_eval(
+            [str(HELD_OUT), "--scales", "2,4", "--axis", "2", "--model", "volume", *fit]
+        )
+        (args.out / f"volume-mni152{tag}.json").write_text(json.dumps(result, indent=1))
         print(f"MNI152: {seconds:.0f} s", file=sys.stderr)
         rows = [("MNI152 T1 1 mm, axis 2", result)]
         for axis in (0, 1, 2):
-            args_ = [str(SUBJECT), "--scales", "2,4", "--axis", str(axis), "--model", "volume"]
+            args_ = [str(SUBJECT), "--scales", "2,4", "--axis", str(axis), "--model", "volume", *fit]
             result, seconds = ginr_eval(args_)
-            (args.out / f"volume-subject-axis{axis}.json").write_text(json.dumps(result, indent=1))
+            (args.out / f"volume-subject-axis{axis}{tag}.json").write_text(json.dumps(result, indent=1))
             print(f"subject, axis {axis}: {seconds:.0f} s", file=sys.stderr)
             rows.append((f"single-subject T1 1.5 mm, axis {axis}", result))
         print(table(rows, ["cubic-spline", "trilinear", "ginr"]))

@@ -21,14 +21,15 @@ import torch.nn.functional as F
 
 from ginr_cli.nn.ginr import MambaGINR
 
-ADAPT_LR = 3e-4
+ADAPT_LR = 5e-4
 ADAPT_BATCH = 4
 ADAPT_QUERIES = 4096
 
 
 def plan_axes(shape: Sequence[int], scales: Sequence[float], tile: int) -> list[tuple[int, int, float]]:
     """The (thick axis, donor axis, factor) pairs to learn from: each upscaled axis with each axis at full
-    resolution long enough to crop `tile * factor` from (or with itself when there is none)."""
+    resolution long enough to crop `tile * factor` from (or with itself when there is none). Other axes
+    shorter than a tile are padded (`adapt`)."""
     thick = [a for a, s in enumerate(scales) if s > 1.01]
     full = [b for b, s in enumerate(scales) if abs(s - 1) <= 0.01]
     pairs = []
@@ -36,7 +37,7 @@ def plan_axes(shape: Sequence[int], scales: Sequence[float], tile: int) -> list[
         need = round(tile * scales[a])
         donors = [b for b in full if shape[b] >= need] or ([a] if shape[a] >= need else [])
         pairs += [(a, b, float(scales[a])) for b in donors]
-    return pairs if all(n >= tile for n in shape) else []
+    return pairs
 
 
 def _sample(volume: torch.Tensor, pair, tile: int, queries: int, rng: np.random.Generator):
@@ -79,6 +80,10 @@ def adapt(
     fitted.train()
     optimizer = torch.optim.AdamW(fitted.parameters(), lr=ADAPT_LR, weight_decay=0.0)
     volume = torch.from_numpy(np.ascontiguousarray(source[0], dtype=np.float32))
+    short = [max(0, tile - n) for n in volume.shape]  # a thick axis of fewer slices than a tile: repeat
+    if any(short):  # its edges, as tiling does
+        pad = [p for n in reversed(short) for p in (n // 2, n - n // 2)]
+        volume = F.pad(volume[None, None], pad, mode="replicate")[0, 0]
     rng = np.random.default_rng(seed)
     with torch.inference_mode(False), torch.enable_grad():
         for step in range(steps):

@@ -2,9 +2,9 @@
 
 torchrun starts one process (rank) per GPU or share of the CPU and sets RANK, WORLD_SIZE and LOCAL_RANK;
 without it there is one rank and nothing here talks to anyone. Under torchrun:
-- rank 0 plans the batch and sends every rank the same job list, each job given to one rank, balanced by
-  size (largest first, each to the least loaded rank); outputs that already exist weigh nothing, so a
-  rerun after a kill balances what is left;
+- every rank plans the batch (a bad command line fails on each alike), then all follow rank 0's plan:
+  each job given to one rank, balanced by size (largest first, each to the least loaded rank); outputs
+  that already exist weigh nothing, so a rerun after a kill balances what is left;
 - each rank runs its share with the one-process guarantees (`batch.run_jobs`): atomic outputs, skips,
   failures recorded and the batch going on;
 - rank 0 gathers the outcomes into one summary in the job order; a rank interrupted (Ctrl+C reaches every
@@ -86,7 +86,7 @@ def work_of(job: Job, overwrite: bool) -> float:
 
 def _values(job: Job) -> int:
     if job.series is not None:
-        return sum(p.stat().st_size for p in job.series.files)
+        return job.series.bytes
     name = job.src.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         import nibabel as nib

@@ -22,7 +22,7 @@ def test_sharp_axes_teach_the_thick_one():
     assert plan_axes((90, 40, 45), (1, 1, 2), 32) == [(2, 0, 2.0)]  # 40 < 64: too short to crop from
     assert plan_axes((90, 90, 90), (2, 2, 2), 32) == [(0, 0, 2.0), (1, 1, 2.0), (2, 2, 2.0)]  # ZSSR
     assert plan_axes((90, 90, 90), (1, 1, 1), 32) == []  # nothing upscaled
-    assert plan_axes((90, 90, 20), (2, 1, 1), 32) == []  # smaller than a tile
+    assert plan_axes((90, 90, 20), (2, 1, 1), 32) == [(0, 1, 2.0)]  # axis 2 is padded
 
 
 def test_a_sample_is_the_donor_axis_thick_sliced_and_turned_into_place():
