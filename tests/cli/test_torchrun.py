@@ -104,3 +104,15 @@ def test_killed_midway_a_rerun_finishes_the_rest(photos, model_2d, reference, tm
     assert summary["done"] + summary["skipped"] == len(NAMES) and summary["skipped"] >= 1
     assert not [p for p in out.iterdir() if p.name.endswith(TEMP_SUFFIX)]
     assert_same_images(out, reference)
+
+
+def test_ctrl_c_stops_every_rank_cleanly(photos, model_2d, tmp_path):
+    out = tmp_path / "out"
+    process = torchrun("upscale", photos, out, "--scale", "2", "--model", model_2d, "--batch", "1")
+    wait_for(lambda: len(outputs(out)) >= 1, process, timeout=240)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl+C does: the whole foreground group
+    code, stdout, stderr = finish(process)
+    assert code != 0
+    assert stderr.count("interrupted: no partial outputs were left") >= 1
+    assert "/ginr_cli/" not in stderr  # no rank died with a traceback (torchrun prints its own)
+    assert not [p for p in out.iterdir() if p.name.endswith(TEMP_SUFFIX)]
