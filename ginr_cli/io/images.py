@@ -487,3 +487,39 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, dpi, exif: byte
         f.write(b"\x89PNG\r\n\x1a\n")
         for tag, body in chunks:
             f.write(struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body)))
+
+
+# ---------------------------------------------------------------------------------------------- describing
+
+
+def describe_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
+    """What `ginr info` shows of an image: the file as stored (size, mode, depth, alpha, ICC, EXIF
+    orientation, DPI, frames). Problems raise GinrError as `read_image` does."""
+    path = Path(path)
+    image = read_image(path, max_pixels=max_pixels)
+    meta = image.meta
+    with _open(path) as im:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+        stored = im.size
+    icc = "none"
+    if meta.icc_profile:
+        try:
+            name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile)))
+            icc = f"{name.strip()} ({len(meta.icc_profile)} bytes)"
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            icc = f"unreadable ({len(meta.icc_profile)} bytes)"
+    h, w = meta.size
+    return {
+        "path": str(path),
+        "kind": "image",
+        "format": meta.format,
+        "size": f"{stored[0]}x{stored[1]}",
+        "mode": meta.mode,
+        "bit depth": meta.bit_depth,
+        "alpha": image.alpha is not None,
+        "icc profile": icc,
+        "exif orientation": orientation,
+        "size upright": f"{w}x{h}",
+        "dpi": "none" if meta.dpi is None else " x ".join(f"{round(d, 2):g}" for d in meta.dpi),
+        "frames": meta.frames,
+    }
