@@ -128,9 +128,10 @@ def upscale_animation(
 ) -> Result:
     """A GIF, APNG or animated WebP: each frame's full canvas upscaled (colour by the model, alpha on its
     own), written with the durations and loop count; the progress counts the tiles of all frames."""
-    from ginr_cli.io.animation import read_animation, write_animation
+    from ginr_cli.io.animation import animation_format, read_animation, write_animation
     from ginr_cli.io.images import DEFAULT_MAX_PIXELS
 
+    animation_format(dst)  # a still-only output format fails before any frame is rendered
     anim = read_animation(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     hw, n = anim.frames[0].shape[:2], len(anim.frames)
     out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)

@@ -68,6 +68,14 @@ def read_animation(path: str | Path, *, max_pixels: int | None) -> Animation:
     return Animation(frames=frames, durations=durations, loop=loop, meta=meta)
 
 
+def animation_format(path: Path) -> str:
+    """Pillow's format name for an animation written to `path`; GinrError for a still-only format."""
+    fmt = format_of(path)
+    if fmt not in _OUT_FORMATS:
+        raise GinrError(f"{fmt} cannot hold an animation; write GIF, PNG or WebP (--ext gif|png|webp)", path)
+    return fmt
+
+
 def write_animation(
     path: str | Path,
     frames: list[np.ndarray],
@@ -80,9 +88,7 @@ def write_animation(
     """Write RGBA uint8 frames (h, w, 4) as an animation in the format of `path`'s extension (GIF, PNG
     for APNG, WebP), atomically. `meta` gives the ICC profile, and the DPI, scaled as the frames are."""
     path = Path(path)
-    fmt = format_of(path)
-    if fmt not in _OUT_FORMATS:
-        raise GinrError(f"{fmt} cannot hold an animation; write GIF, PNG or WebP (--ext gif|png|webp)", path)
+    fmt = animation_format(path)
     h, w = frames[0].shape[:2]
     opts: dict = {"save_all": True, "duration": list(durations)}
     if meta.icc_profile:
