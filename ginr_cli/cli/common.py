@@ -108,13 +108,14 @@ class BatchRun:
     """A batch in this process, or this rank's share of it under torchrun (`engine.shard`): its progress
     `reporter`, then `run(process)`, which prints one summary (rank 0's, merged) and exits with its code."""
 
-    def __init__(self, jobs, overwrite: bool, verb: str, quiet: bool, verbose: bool, as_json: bool):
+    def __init__(self, plan, overwrite: bool, verb: str, quiet: bool, verbose: bool, as_json: bool):
         from ginr_cli.cli.progress import Reporter
         from ginr_cli.engine import shard
 
+        self.plan = plan  # engine.batch.Plan: every rank plans alike, so rank 0's unread files are all
         self.ranks = shard.current()
         shard.join(self.ranks)
-        self.part = shard.share(jobs, self.ranks, overwrite)
+        self.part = shard.share(plan.jobs, self.ranks, overwrite)
         self.overwrite = overwrite
         lead = self.ranks.rank == 0  # the other ranks print only their failures as they happen
         self.reporter = Reporter(len(self.part.jobs), verb, quiet or not lead, verbose, as_json and lead)
@@ -128,5 +129,6 @@ class BatchRun:
         shard.leave(self.ranks)
         if merged is None:  # rank 0 reports for everyone
             raise typer.Exit(0)
+        merged.unread, merged.ignored = self.plan.unread, self.plan.ignored
         self.reporter.finish(merged)
         raise typer.Exit(merged.exit_code)

@@ -103,7 +103,7 @@ def decode(
         except GinrError:  # a broken latent: the job fails with the reason when it runs
             return ".decoded"
 
-    jobs = plan_jobs(latents, output, lambda p: p.name.endswith(".safetensors"), ext=name_for)
+    plan = plan_jobs(latents, output, lambda p: p.name.endswith(".safetensors"), ext=name_for)
     torch_device = pick_device(device)
     models = Models(model, torch_device, codec=True)
 
@@ -138,6 +138,6 @@ def decode(
             reporter.tiles,
         )
 
-    batch_run = BatchRun(jobs, overwrite, "decode", quiet, verbose, as_json)
+    batch_run = BatchRun(plan, overwrite, "decode", quiet, verbose, as_json)
     reporter = batch_run.reporter
     batch_run.run(run)

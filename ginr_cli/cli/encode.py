@@ -72,7 +72,7 @@ def encode(
     from ginr_cli.engine.codec import encode_file
     from ginr_cli.engine.infer import pick_device
 
-    jobs = plan_jobs(
+    plan = plan_jobs(
         inputs,
         output,
         lambda p: input_kind(p, kind) is not None,
@@ -103,6 +103,6 @@ def encode(
             lambda done, total: reporter.tiles(done, total, "  refine"),
         )
 
-    batch_run = BatchRun(jobs, overwrite, "encode", quiet, True if not quiet else verbose, as_json)
+    batch_run = BatchRun(plan, overwrite, "encode", quiet, True if not quiet else verbose, as_json)
     reporter = batch_run.reporter
     batch_run.run(run)

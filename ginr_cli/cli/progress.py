@@ -1,5 +1,6 @@
 """Progress for batches: a rich bar (count, rate, ETA) on a terminal, plain lines otherwise, and the
-end-of-run summary with every failure listed. `--json` prints only the summary, as JSON, on stdout.
+end-of-run summary with every failure listed and the files not read or ignored counted (`-v` names them).
+`--json` prints only the summary, as JSON, on stdout.
 
 On a terminal a second bar counts the tiles of the file in progress (with its own ETA), shown once a file
 takes more than one batch of tiles: a single large photo or volume can take minutes."""
@@ -11,7 +12,7 @@ import sys
 
 import typer
 
-from ginr_cli.engine.batch import Job, Outcome, Summary
+from ginr_cli.engine.batch import Job, Outcome, Summary, describe_unread
 
 
 class Reporter:
@@ -99,10 +100,20 @@ class Reporter:
                 "interrupted: no partial outputs were left; rerun the same command to finish", err=True
             )
         if not self.quiet:
+            passed_over = (
+                f"; {describe_unread(summary.unread, summary.ignored)}"
+                if summary.unread or summary.ignored
+                else ""
+            )
             typer.echo(
                 f"{self.verb}: {summary.count('done')} done, {summary.count('skipped')} skipped, "
-                f"{len(summary.failures)} failed",
+                f"{len(summary.failures)} failed{passed_over}",
                 err=bool(summary.failures),
             )
+        if self.verbose and not self.quiet:
+            for path in summary.unread:
+                typer.echo(f"  not read  {path}")
+            for path in summary.ignored:
+                typer.echo(f"  ignored   {path}")
         for outcome in summary.failures:
             typer.echo(f"  {outcome.job.src}: {outcome.message}", err=True)

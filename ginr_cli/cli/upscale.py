@@ -131,7 +131,7 @@ def upscale(
         like=str(like) if like else None,
     )
     out_ext = None if ext == "auto" else "." + ext.lower().lstrip(".")
-    jobs = plan_jobs(
+    plan = plan_jobs(
         [input],
         output,
         lambda p: input_kind(p, kind) is not None,
@@ -142,7 +142,7 @@ def upscale(
     )
     torch_device = pick_device(device)
     models = Models(model, torch_device)
-    batch_run = BatchRun(jobs, overwrite, "upscale", quiet, verbose, as_json)
+    batch_run = BatchRun(plan, overwrite, "upscale", quiet, verbose, as_json)
     with precision_context(precision, torch_device):
         batch_run.run(
             lambda job: upscale_file(

@@ -5,6 +5,9 @@
 - An output is never one of the inputs; a recursive scan does not follow links out of the input folder.
 - One file's failure (a GinrError) is recorded and the batch goes on; Ctrl+C stops after cleaning up
   (outputs are written atomically, so nothing half-written is left).
+- Nothing in a folder is passed over in silence: files of a type the command does not read are counted by
+  extension ("not read"), and system clutter (`is_clutter`) is counted as ignored, never processed nor
+  failed. A folder with nothing the command reads is an error before anything is written.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ from ginr_cli.errors import GinrError, UsageError
 from ginr_cli.io.dicom import is_dicom_file
 
 DOUBLE_SUFFIXES = (".nii.gz",)
+CLUTTER_NAMES = ("thumbs.db", "desktop.ini", ".ds_store", "ehthumbs.db")  # Windows and macOS leave these
+
+
+def is_clutter(path: Path) -> bool:
+    """Files the operating system leaves in photo folders: AppleDouble `._*` (macOS metadata, not the
+    image its name ends with), Thumbs.db, desktop.ini, .DS_Store."""
+    return path.name.startswith("._") or path.name.lower() in CLUTTER_NAMES
+
+
+def kind_of_name(path: Path) -> str:
+    """How an unread file is counted: its extension in lower case, '(no extension)' without one."""
+    return split_name(path)[1].lower() or "(no extension)"
 
 
 def split_name(path: Path) -> tuple[str, str]:
@@ -73,6 +88,16 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
             yield path
 
 
+@dataclass
+class Plan:
+    """A batch's jobs, and the files of its folders that are not jobs: `unread` (a type the command does
+    not read) and `ignored` (clutter, `is_clutter`)."""
+
+    jobs: list[Job]
+    unread: list[Path] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+
+
 def plan_jobs(
     inputs: list[Path],
     output: Path,
@@ -81,23 +106,27 @@ def plan_jobs(
     suffix: str = "",
     ext: Callable[[Path], str] | None = None,
     dicom: bool = False,
-) -> list[Job]:
+) -> Plan:
     """Jobs for every accepted file of `inputs` (files or folders). `ext(src)` gives the output extension
     (with the dot); by default the input's. A single input file may have an output file path. With
     `dicom`, the DICOM files of each folder are grouped into series, a job each, named after the series
-    (`io.dicom`; by default written as .nii.gz)."""
+    (`io.dicom`; by default written as .nii.gz). Folders holding nothing to do raise a GinrError."""
     series_ext = ext or (lambda folder: ".nii.gz")
     ext = ext or (lambda src: split_name(src)[1])
-    jobs = []
+    jobs, unread, ignored = [], [], []
     for item in inputs:
         if item.is_dir():
             slices: list[Path] = []
             for src in _walk(item, recursive):
-                if accept(src):
+                if is_clutter(src):
+                    ignored.append(src)
+                elif accept(src):
                     rel = src.relative_to(item).parent
                     jobs.append(Job(src, output / rel / (split_name(src)[0] + suffix + ext(src))))
                 elif dicom and is_dicom_file(src):
                     slices.append(src)
+                else:
+                    unread.append(src)
             jobs += _series_jobs(slices, item, output, suffix, series_ext)
         elif item.exists():
             if dicom and not accept(item) and is_dicom_file(item):  # one file: a multi-frame series
@@ -106,9 +135,14 @@ def plan_jobs(
             single_file_output = len(inputs) == 1 and not output.is_dir() and split_name(output)[1] != ""
             dst = output if single_file_output else output / (split_name(item)[0] + suffix + ext(item))
             problem = "" if accept(item) else "not a kind of file this command reads (see --help)"
+            if is_clutter(item):
+                problem = "a file the operating system keeps (macOS ._ metadata, Thumbs.db...), not data"
             jobs.append(Job(item, dst, problem))
         else:
             raise UsageError("no such file or folder", item)
+    if not jobs:
+        where = inputs[0] if len(inputs) == 1 else None
+        raise GinrError(f"nothing here this command reads ({describe_unread(unread, ignored)})", where)
     # Two inputs that would write the same output (a.png and a.webp with --ext png): one result would be
     # lost, or, writing beside the inputs, one input overwritten. Names alone cannot tell which is meant.
     first_to_write: dict[Path, Job] = {}
@@ -130,7 +164,25 @@ def plan_jobs(
             raise UsageError(
                 "this output would overwrite an input: choose another folder, --suffix or --ext", job.dst
             )
-    return jobs
+    return Plan(jobs, unread, ignored)
+
+
+def count_unread(unread: list[Path]) -> dict[str, int]:
+    """{'.txt': 2, '(no extension)': 1}: the unread files by kind, most first."""
+    counts: dict[str, int] = {}
+    for path in unread:
+        counts[kind_of_name(path)] = counts.get(kind_of_name(path), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def describe_unread(unread: list[Path], ignored: list[Path]) -> str:
+    """'not read: .txt 2, .doc 1; ignored: 3 system files', or 'no files' for an empty folder."""
+    parts = []
+    if unread:
+        parts.append("not read: " + ", ".join(f"{k} {n}" for k, n in count_unread(unread).items()))
+    if ignored:
+        parts.append(f"ignored: {len(ignored)} system file{'s' * (len(ignored) != 1)}")
+    return "; ".join(parts) or "no files"
 
 
 @dataclass
@@ -146,6 +198,8 @@ class Outcome:
 class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
+    unread: list[Path] = field(default_factory=list)  # from the Plan: not jobs, but reported
+    ignored: list[Path] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -165,6 +219,10 @@ class Summary:
             "failed": [{"input": str(o.job.src), "error": o.message} for o in self.failures],
             "interrupted": self.interrupted,
             "outputs": [str(o.job.dst) for o in self.outcomes if o.status == "done"],
+            "not_read": count_unread(self.unread),
+            "ignored": len(self.ignored),
+            "not_read_files": [str(p) for p in self.unread],
+            "ignored_files": [str(p) for p in self.ignored],
             **({"results": results} if (results := self._results()) else {}),
         }
 

@@ -87,6 +87,8 @@ def _image_source(
 
     image = read_image(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     meta = image.meta
+    if meta.frames > 1:  # one latent holds one image: keeping the first frame alone would lose the rest
+        raise GinrError(f"an animation of {meta.frames} frames; encode takes still images", path)
     frames = [normalize.IMAGE.apply(image.color).transpose(2, 0, 1)]
     if image.alpha is not None:
         frames.append(normalize.IMAGE.apply(image.alpha)[None])

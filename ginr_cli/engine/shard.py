@@ -92,11 +92,12 @@ def _values(job: Job) -> int:
         import nibabel as nib
 
         return math.prod(nib.load(job.src).shape)
-    if name.endswith((".png", ".jpg", ".jpeg", ".webp", ".bmp")):
+    if name.endswith((".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")):
         from PIL import Image
 
         with Image.open(job.src) as image:
-            return image.width * image.height * len(image.getbands())
+            frames = getattr(image, "n_frames", 1) if image.format in ("GIF", "PNG", "WEBP") else 1
+            return image.width * image.height * len(image.getbands()) * frames
     return job.src.stat().st_size
 
 

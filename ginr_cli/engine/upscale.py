@@ -1,8 +1,9 @@
 """Upscale one file with a model: read, normalise, render the output grid tile by tile, write atomically.
 
 Images keep their mode, bit depth, ICC profile and (scaled) DPI; alpha is resampled on its own with
-bicubic interpolation, never dropped or blended. Volumes keep their geometry: the output affine follows
-the field-of-view-preserving rule, voxel sizes are divided by the scale.
+bicubic interpolation, never dropped or blended; animations (GIF, APNG, WebP) frame by frame. Volumes
+keep their geometry: the output affine follows the field-of-view-preserving rule, voxel sizes are
+divided by the scale.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def upscale_image(
     if target.spacing is not None or target.like is not None:
         raise GinrError("--spacing and --like apply to volumes, and this is an image", src)
     image = read_image(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    if image.meta.frames > 1:
+        del image
+        return upscale_animation(model, device, src, dst, target, tile, batch, max_pixels, quality, on_tiles)
     hw, channels = image.color.shape[:2], image.color.shape[2]
     out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
     targets.check_output_fits(out_hw, channels, f"{out_hw[1]}x{out_hw[0]}")
@@ -100,17 +104,54 @@ def upscale_image(
         source[c] = normalize.IMAGE.apply(image.color[..., c])
     alpha, meta = image.alpha, image.meta
     del image
-    color = np.empty((*out_hw, channels), np.float32)
+    color = _render(model, device, source, out_hw, tile, batch, on_tiles)
+    alpha = None if alpha is None else resize_alpha(alpha, out_hw)
+    write_image(dst, color, alpha, meta, quality=quality)
+    return Result(dst, hw, out_hw)
+
+
+def _render(model, device, source: np.ndarray, out_hw, tile, batch, on_tiles) -> np.ndarray:
+    """Source (c, h, w) in model units -> colour (out_h, out_w, c) in [0, 1]."""
+    hw = source.shape[1:]
+    color = np.empty((*out_hw, source.shape[0]), np.float32)
 
     def keep(start: int, values: np.ndarray) -> None:
         color[start : start + values.shape[0]] = np.clip(normalize.IMAGE.invert(values), 0.0, 1.0)
 
     grid = default_grid(model, hw, tile)
     resample(model, source, OutputGrid.full(hw, out_hw), device, grid, batch, keep, on_tiles)
-    del source
-    alpha = None if alpha is None else resize_alpha(alpha, out_hw)
-    write_image(dst, color, alpha, meta, quality=quality)
-    return Result(dst, hw, out_hw)
+    return color
+
+
+def upscale_animation(
+    model, device, src: Path, dst: Path, target: Target, tile, batch, max_pixels, quality, on_tiles
+) -> Result:
+    """A GIF, APNG or animated WebP: each frame's full canvas upscaled (colour by the model, alpha on its
+    own), written with the durations and loop count; the progress counts the tiles of all frames."""
+    from ginr_cli.io.animation import animation_format, read_animation, write_animation
+    from ginr_cli.io.images import DEFAULT_MAX_PIXELS
+
+    animation_format(dst)  # a still-only output format fails before any frame is rendered
+    anim = read_animation(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    hw, n = anim.frames[0].shape[:2], len(anim.frames)
+    out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
+    targets.check_output_fits(out_hw, 4, f"{out_hw[1]}x{out_hw[0]}")
+    out = []
+    for i, frame in enumerate(anim.frames):  # uint8 results: n frames at float32 would not fit
+        rgba = frame.astype(np.float32) / 255
+        source = normalize.IMAGE.apply(np.ascontiguousarray(rgba[..., :3].transpose(2, 0, 1)))
+        progress = None if on_tiles is None else _frame_progress(on_tiles, i, n)
+        color = _render(model, device, source, out_hw, tile, batch, progress)
+        opaque = bool((frame[..., 3] == 255).all())
+        alpha = np.ones(out_hw, np.float32) if opaque else resize_alpha(rgba[..., 3].copy(), out_hw)
+        out.append(np.rint(np.dstack([color, alpha]) * 255).astype(np.uint8))
+    write_animation(dst, out, anim.durations, anim.loop, anim.meta, quality=quality)
+    return Result(dst, (n, *hw), (n, *out_hw))
+
+
+def _frame_progress(on_tiles: OnTiles, frame: int, frames: int) -> OnTiles:
+    label = f"  tiles of {frames} frames"
+    return lambda done, total: on_tiles(frame * total + done, frames * total, label)
 
 
 def like_grid(shape, affine: np.ndarray, ref: Path) -> OutputGrid:

@@ -1,4 +1,4 @@
-"""Image files in and out (PNG, JPEG, WebP, TIFF, BMP): pure IO, no resampling.
+"""Image files in and out (PNG, JPEG, WebP, TIFF, BMP, GIF): pure IO, no resampling.
 
 `read_image` returns colour and alpha as separate float32 arrays in [0, 1] plus an `ImageMeta`;
 `write_image` quantises them back to the source's bit depth and writes atomically.
@@ -6,7 +6,10 @@
 - Bit depth comes from the file's mode or sample format, never from pixel values: 16-bit in gives
   16-bit out (PNG or TIFF only), even if every value is below 256.
 - Modes: L, LA, RGB, RGBA are kept. P (palette) and PA read as RGB, or RGBA when the palette has
-  transparency, and are written as RGB/RGBA (an upscaled image has colours the palette lacks).
+  transparency, and are written as RGB/RGBA (an upscaled image has colours the palette lacks), except
+  GIF, which is re-quantised to a new palette (`io.palette`).
+- Animations (GIF, APNG, animated WebP): `read_image` reads the first frame and counts the frames in
+  `meta.frames`; `io.animation` reads and writes them all.
   1 (bilevel) reads as L (0 or 1) and is written as 8-bit L: thresholding would throw away the
   upscaler's anti-aliased edges. CMYK reads as RGB (through its ICC profile when it has one) and is
   written as RGB without the CMYK profile (sRGB is assumed). A tRNS colour key becomes an alpha plane.
@@ -37,6 +40,7 @@ import tifffile
 from PIL import Image, ImageCms
 
 from ginr_cli.errors import GinrError
+from ginr_cli.io import palette
 from ginr_cli.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -50,8 +54,10 @@ _EXT_FORMAT = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".bmp": "BMP",
+    ".gif": "GIF",
 }
-_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # MPO (JPEG) has frames too, but they are views, not time
 _NO_ALPHA = ("JPEG", "BMP")  # Pillow writes BMP alpha that readers (Pillow included) ignore
 _CAN_16 = ("PNG", "TIFF")
 _ORIENTATION, _XRES, _YRES, _RES_UNIT, _EXIF_IFD, _PIXEL_X, _PIXEL_Y = (
@@ -87,13 +93,14 @@ class ImageMeta:
     """What `write_image` needs to write the image back the way it came."""
 
     path: Path | None = None
-    format: str = "PNG"  # Pillow's name: PNG, JPEG, WEBP, TIFF, BMP
+    format: str = "PNG"  # Pillow's name: PNG, JPEG, WEBP, TIFF, BMP, GIF
     mode: str = "RGB"  # source mode as Pillow names it; 16-bit colour as "RGB;16", "LA;16"...
     bit_depth: int = 8  # per sample: 8 or 16
     size: tuple[int, int] = (0, 0)  # (h, w) after orientation; lets write_image infer the scale
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None  # (x, y), after orientation
     exif: bytes | None = None  # orientation tag already removed
+    frames: int = 1  # more than 1: an animation (GIF, APNG, WebP), of which this is the first frame
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -135,7 +142,7 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     except (IsADirectoryError, PermissionError) as err:
         raise GinrError(f"cannot open: {err.strerror}", path) from err
     except Image.UnidentifiedImageError as err:
-        raise GinrError("not a PNG, JPEG, WebP, TIFF or BMP image", path) from err
+        raise GinrError("not a PNG, JPEG, WebP, TIFF, BMP or GIF image", path) from err
     except MemoryError as err:
         raise GinrError("not enough memory to decode this image", path) from err
     except Exception as err:  # Pillow, tifffile, zlib and struct raise many types on damaged files
@@ -221,6 +228,7 @@ def _read_pillow(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool, 
             icc_profile=icc,
             dpi=_valid_dpi(src.info.get("dpi")),
             exif=exif.tobytes() if keep_exif else None,
+            frames=getattr(src, "n_frames", 1) if src.format in ANIMATED_FORMATS else 1,
         )
     return arr, has_alpha, orientation, fields
 
@@ -344,7 +352,7 @@ def write_image(
     lossless WebP; a number asks for lossy JPEG/WebP at that quality. The file is written atomically.
     """
     path = Path(path)
-    fmt = _format_of(path, format)
+    fmt = format_of(path, format)
     color = np.asarray(color)
     color = color[..., None] if color.ndim == 2 else color
     if color.ndim != 3 or color.shape[2] not in (1, 3):
@@ -384,12 +392,24 @@ def write_image(
                     resolution=dpi,
                     resolutionunit="INCH" if dpi else None,
                 )
+            elif fmt == "GIF":
+                (im,), transparent = palette.quantize([as_rgba(arr)], dither=True)
+                extra = {"transparency": palette.TRANSPARENT} if transparent else {}
+                im.save(tmp, format=fmt, optimize=False, icc_profile=meta.icc_profile, **extra)
             else:
                 im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
                 im.save(tmp, format=fmt, **_save_options(fmt, meta.icc_profile, dpi, exif, quality))
         except (OSError, ValueError, struct.error) as err:
             raise GinrError(f"cannot write {fmt}: {err}", path) from err
     return path
+
+
+def as_rgba(arr: np.ndarray) -> np.ndarray:
+    """uint8 (h, w, c), c in 1 to 4 (L, LA, RGB, RGBA) -> (h, w, 4) RGBA."""
+    c = arr.shape[2]
+    rgb = arr[..., :1].repeat(3, axis=2) if c <= 2 else arr[..., :3]
+    alpha = arr[..., -1:] if c in (2, 4) else np.full_like(arr[..., :1], 255)
+    return np.concatenate([rgb, alpha], axis=2)
 
 
 def _quantize(color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, rows: int = 256) -> np.ndarray:
@@ -409,7 +429,8 @@ def _quantize(color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, rows:
     return out
 
 
-def _format_of(path: Path, format: str | None) -> str:
+def format_of(path: Path, format: str | None = None) -> str:
+    """Pillow's format name for `path`'s extension, or for `format` ("png", "jpg"...)."""
     key = f".{format.lower().lstrip('.')}" if format else path.suffix.lower()
     if key not in _EXT_FORMAT:
         wanted = f"format {format!r}" if format else f"extension {path.suffix or '(none)'!r}"
@@ -466,3 +487,39 @@ def _write_png16(path: Path, arr: np.ndarray, icc: bytes | None, dpi, exif: byte
         f.write(b"\x89PNG\r\n\x1a\n")
         for tag, body in chunks:
             f.write(struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body)))
+
+
+# ---------------------------------------------------------------------------------------------- describing
+
+
+def describe_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
+    """What `ginr info` shows of an image: the file as stored (size, mode, depth, alpha, ICC, EXIF
+    orientation, DPI, frames). Problems raise GinrError as `read_image` does."""
+    path = Path(path)
+    image = read_image(path, max_pixels=max_pixels)
+    meta = image.meta
+    with _open(path) as im:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+        stored = im.size
+    icc = "none"
+    if meta.icc_profile:
+        try:
+            name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile)))
+            icc = f"{name.strip()} ({len(meta.icc_profile)} bytes)"
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            icc = f"unreadable ({len(meta.icc_profile)} bytes)"
+    h, w = meta.size
+    return {
+        "path": str(path),
+        "kind": "image",
+        "format": meta.format,
+        "size": f"{stored[0]}x{stored[1]}",
+        "mode": meta.mode,
+        "bit depth": meta.bit_depth,
+        "alpha": image.alpha is not None,
+        "icc profile": icc,
+        "exif orientation": orientation,
+        "size upright": f"{w}x{h}",
+        "dpi": "none" if meta.dpi is None else " x ".join(f"{round(d, 2):g}" for d in meta.dpi),
+        "frames": meta.frames,
+    }

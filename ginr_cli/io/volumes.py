@@ -401,3 +401,28 @@ def volume_from_metadata(meta: dict, shape: Sequence[int], frames: int, dtype: s
         inter=meta["inter"],
         metadata=meta.get("metadata", {}),
     )
+
+
+def describe_volume(path: str | Path) -> dict:
+    """What `ginr info` shows of a NIfTI or TIFF volume: shape, voxel size, affine and its codes, dtype,
+    scaling, value range. Problems raise GinrError as `read_volume` does."""
+    vol = read_volume(path)
+    facts = {
+        "path": str(path),
+        "kind": "volume",
+        "format": "NIfTI" if vol.kind == "nifti" else "TIFF",
+        "shape": "x".join(map(str, vol.spatial_shape)),
+        "frames": vol.data.shape[0],
+        "axes": vol.axes,
+        "voxel size": " x ".join(f"{s:g}" for s in vol.spacing) + f" {vol.unit}",
+        "dtype": str(vol.dtype),
+        "value range": f"{float(vol.data.min()):g} to {float(vol.data.max()):g}",
+    }
+    if vol.kind == "nifti":
+        facts["affine"] = [[round(float(v), 6) for v in row] for row in vol.affine]
+        facts["sform code"], facts["qform code"] = vol.sform_code, vol.qform_code
+        facts["orientation"] = "".join(nib.aff2axcodes(vol.affine))
+        facts["scaling"] = "none" if vol.slope is None else f"x {vol.slope:g} + {vol.inter:g}"
+    else:
+        facts.update({k: v for k, v in vol.metadata.items()})
+    return facts

@@ -69,3 +69,67 @@ def test_info_describes_a_codec_model_and_its_latent(ginr, codec_3d, nifti, tmp_
     facts = json.loads(ginr("info", latent, "--json").stdout)
     assert facts["format"] == 2
     assert facts["bits per voxel"] == round(8 * latent.stat().st_size / (33 * 41 * 25), 4)
+
+
+def test_info_describes_a_png_and_what_upscale_would_write(ginr, tmp_path):
+    from PIL import Image, ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: shown rotated 90 degrees
+    Image.new("RGBA", (20, 12), (10, 20, 30, 128)).save(
+        tmp_path / "p.png", icc_profile=srgb, dpi=(300, 300), exif=exif
+    )
+    result = ginr("info", tmp_path / "p.png", "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["kind"] == "image" and facts["format"] == "PNG" and facts["mode"] == "RGBA"
+    assert facts["size"] == "20x12" and facts["size upright"] == "12x20" and facts["exif orientation"] == 6
+    assert facts["bit depth"] == 8 and facts["alpha"] is True and facts["frames"] == 1
+    assert facts["icc profile"].startswith("sRGB") and facts["dpi"] == "300 x 300"
+    assert facts["upscale model"] == "image" and facts["upscale --scale 2 writes"] == "24x40 PNG"
+    table = ginr("info", tmp_path / "p.png")
+    assert table.exit_code == 0 and "upscale --scale 2 writes" in table.stdout and "24x40 PNG" in table.stdout
+
+
+def test_info_describes_a_nifti(ginr, nifti):
+    result = ginr("info", nifti, "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["kind"] == "volume" and facts["format"] == "NIfTI" and facts["shape"] == "33x41x25"
+    assert facts["voxel size"] == "2 x 2 x 2 mm" and facts["dtype"] == "int16" and facts["scaling"] == "none"
+    assert facts["sform code"] == 2 and facts["qform code"] == 2 and facts["orientation"] == "LAS"
+    assert facts["affine"][0] == [-2.0, 0.0, 0.0, 32.0]
+    assert facts["upscale model"] == "volume"
+    assert facts["upscale --scale 2 writes"] == "66x82x50 NIfTI int16, voxels half the size"
+    assert ginr("info", nifti).exit_code == 0
+
+
+def test_info_describes_a_tiff_stack_and_an_animated_gif(ginr, tmp_path):
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    stack = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    tifffile.imwrite(tmp_path / "s.tif", stack, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})  # fmt: skip
+    facts = json.loads(ginr("info", tmp_path / "s.tif", "--json").stdout)
+    assert facts["kind"] == "volume" and facts["format"] == "TIFF" and facts["shape"] == "4x6x8"
+    assert facts["axes"] == "ZYX" and facts["voxel size"] == "1.5 x 0.5 x 0.5 um"
+    assert facts["dtype"] == "uint16" and facts["value range"] == "0 to 191"
+    assert facts["upscale --scale 2 writes"] == "8x12x16 TIFF uint16, voxels half the size"
+
+    frames = [Image.new("RGB", (10, 6), (80 * t, 0, 0)) for t in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    facts = json.loads(ginr("info", tmp_path / "a.gif", "--json").stdout)
+    assert facts["format"] == "GIF" and facts["frames"] == 3
+    assert facts["upscale --scale 2 writes"] == "20x12 GIF, 3 frames"
+
+
+def test_info_on_a_file_ginr_does_not_read_is_one_line(ginr, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing")
+    for name, says in (("notes.txt", "not a file ginr reads"), ("broken.png", "not a PNG, JPEG")):
+        result = ginr("info", tmp_path / name)
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and says in result.stderr

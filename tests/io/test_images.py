@@ -375,9 +375,9 @@ def test_format_override_and_extensions(tmp_path):
     with Image.open(tmp_path / "x.data") as im:
         assert im.format == "PNG"
     with pytest.raises(GinrError, match="unknown image extension"):
-        write_image(tmp_path / "x.gif", RGB8 / 255, None, meta)
+        write_image(tmp_path / "x.xcf", RGB8 / 255, None, meta)
     assert not list(tmp_path.glob(".*.part"))
-    assert ".png" in image_extensions() and ".tiff" in image_extensions()
+    assert ".png" in image_extensions() and ".tiff" in image_extensions() and ".gif" in image_extensions()
     assert is_image_path("a/B.JPG") and is_image_path("c.webp") and not is_image_path("d.txt")
     assert not is_image_path(".out.png.x1y2.part")
 
