@@ -326,15 +326,15 @@ def train(
         else:
             loss = F.l1_loss(pred.float(), batch["target"])
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
+        if _finite_everywhere(loss, world):
             # The gradient of log(loss): refining an interpolation and reconstructing from the latents
             # alone have errors 10-30x apart, and Adam would otherwise tune its step to the larger one.
             # (A codec's loss is a rate-distortion trade-off, whose terms must keep their weights.)
             (loss if codec else loss / loss.detach().clamp_min(1e-8)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
             optimizer.step()
-        else:  # NaN guard: skip the update, keep going
-            log.warning("step %d: non-finite loss, update skipped", step)
+        else:  # NaN guard: skip the update on every rank, keep going
+            log.warning("step %d: non-finite loss (on this or another rank), update skipped", step)
         step += 1
         if rank != 0:
             continue
@@ -399,6 +399,15 @@ def _batches(steps: range, per_rank: int, rank: int, world: int, length: int):
     world-th sample from r (as torch's DistributedSampler without shuffling), `per_rank` a step."""
     for s in steps:
         yield [((s * per_rank + j) * world + rank) % length for j in range(per_rank)]
+
+
+def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every rank. The ranks agree before any skips backward(): a rank that
+    skipped it alone would leave the others waiting in DDP's gradient all-reduce."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _elapsed(started: float, device: torch.device, world: int) -> float:
