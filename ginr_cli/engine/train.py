@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from ginr_cli.engine import data as training_data
 from ginr_cli.engine.infer import pick_device
 from ginr_cli.errors import GinrError, UsageError
-from ginr_cli.io.atomic import atomic_path
+from ginr_cli.io.atomic import atomic_path, fsync_folder
 from ginr_cli.io.checkpoints import find_model, load_model, save_model
 from ginr_cli.nn.config import GINRConfig, preset
 from ginr_cli.nn.ginr import MambaGINR
@@ -114,6 +114,7 @@ def _save_checkpoint(model: MambaGINR, optimizer: torch.optim.Optimizer, step: i
     if folder.exists():
         folder.rename(old)
     staging.rename(folder)
+    fsync_folder(folder.parent)  # the renames survive a power cut
     shutil.rmtree(old, ignore_errors=True)
 
 
