@@ -156,7 +156,10 @@ def _build_model(opts: TrainOptions) -> MambaGINR:
     expected_rank = 2 if opts.kind == "image" else 3
     if cfg.rank != expected_rank:
         raise UsageError(f"preset {opts.model!r} is for rank {cfg.rank} data, but --kind is {opts.kind}")
-    return MambaGINR(cfg)
+    try:
+        return MambaGINR(cfg)
+    except (ValueError, TypeError, ZeroDivisionError) as err:
+        raise UsageError(f"cannot use {opts.model} as a model config: {err}") from err
 
 
 @torch.no_grad()
