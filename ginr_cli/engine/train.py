@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ginr_cli.engine import data as training_data
+from ginr_cli.engine import metrics
 from ginr_cli.engine.infer import pick_device
 from ginr_cli.errors import GinrError, UsageError
 from ginr_cli.io.atomic import atomic_path, fsync_folder
@@ -226,8 +227,8 @@ def _validate_any(model: MambaGINR, arrays, spec, device, seed: int, out: Path, 
 
 
 def _psnr(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    mse = (pred.clamp(-1, 1) - truth).square().mean().item()
-    return 10 * math.log10(4.0 / max(mse, 1e-12))
+    """PSNR in model units (values span [-1, 1]: a data range of 2), by the package's one PSNR."""
+    return metrics.psnr(pred.clamp(-1, 1).float().numpy(), truth.float().numpy(), 2.0)
 
 
 def _write_preview(path: Path, panel) -> None:
