@@ -29,12 +29,17 @@ def _shave(a: np.ndarray, shave: int) -> np.ndarray:
 
 
 def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+    """The package's one PSNR (dB): infinite for equal arrays."""
     mse = float(np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
 
 
 def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float, sigma: float = 1.5, size: int = 11) -> float:
-    """Mean SSIM over 2D or 3D arrays with a separable Gaussian window (valid part only)."""
+    """Mean SSIM over 2D or 3D arrays with a separable Gaussian window (Wang et al. 2004: C1 = (0.01 L)^2,
+    C2 = (0.03 L)^2, population variances). Borders: the map is averaged only where the window lies wholly
+    inside the array, as scikit-image's `structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False)` does (it pads, then crops the same margin); the two agree to rounding
+    (tests/engine/test_metrics.py). Every axis must be at least `size` long."""
     x = torch.from_numpy(pred.astype(np.float64))[None, None]
     y = torch.from_numpy(truth.astype(np.float64))[None, None]
     k = torch.arange(size, dtype=torch.float64) - (size - 1) / 2

@@ -61,13 +61,21 @@ class TileGrid:
 
     @classmethod
     def from_dict(cls, data: dict) -> TileGrid:
-        return plan_tiles(data["shape"], max(data["tile"]), data["overlap"])
+        """The grid `to_dict` wrote. One tile of the source's own shape has no overlap, whatever is stored
+        (earlier versions stored the model's overlap there, even one wider than the source)."""
+        one_tile = list(data["tile"]) == list(data["shape"])
+        return plan_tiles(data["shape"], max(data["tile"]), 0 if one_tile else data["overlap"])
 
 
 def plan_tiles(shape: Sequence[int], tile: int, overlap: int) -> TileGrid:
+    """Tiles of `tile` pixels a side, clipped to the source, overlapping by `overlap` where an axis needs
+    more than one. A source that fits in one tile has no overlap (0): then the tile extents are the source
+    shape, however thin, and a grid is decodable from its `to_dict` alone (`from_dict`)."""
     if not 0 <= overlap < tile:
         raise ValueError(f"tile overlap must be in [0, {tile}), got {overlap}")
     extents = tuple(min(tile, n) for n in shape)
+    if extents == tuple(shape):
+        overlap = 0
     origins = tuple(tuple(axis_origins(n, t, overlap)) for n, t in zip(shape, extents, strict=True))
     return TileGrid(tuple(shape), extents, overlap, origins)
 

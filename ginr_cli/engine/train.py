@@ -32,9 +32,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ginr_cli.engine import data as training_data
+from ginr_cli.engine import metrics
 from ginr_cli.engine.infer import pick_device
 from ginr_cli.errors import GinrError, UsageError
-from ginr_cli.io.atomic import atomic_path
+from ginr_cli.io.atomic import atomic_path, fsync_folder
 from ginr_cli.io.checkpoints import find_model, load_model, save_model
 from ginr_cli.nn.config import GINRConfig, preset
 from ginr_cli.nn.ginr import MambaGINR
@@ -114,6 +115,7 @@ def _save_checkpoint(model: MambaGINR, optimizer: torch.optim.Optimizer, step: i
     if folder.exists():
         folder.rename(old)
     staging.rename(folder)
+    fsync_folder(folder.parent)  # the renames survive a power cut
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -155,7 +157,10 @@ def _build_model(opts: TrainOptions) -> MambaGINR:
     expected_rank = 2 if opts.kind == "image" else 3
     if cfg.rank != expected_rank:
         raise UsageError(f"preset {opts.model!r} is for rank {cfg.rank} data, but --kind is {opts.kind}")
-    return MambaGINR(cfg)
+    try:
+        return MambaGINR(cfg)
+    except (ValueError, TypeError, ZeroDivisionError) as err:
+        raise UsageError(f"cannot use {opts.model} as a model config: {err}") from err
 
 
 @torch.no_grad()
@@ -222,8 +227,8 @@ def _validate_any(model: MambaGINR, arrays, spec, device, seed: int, out: Path, 
 
 
 def _psnr(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    mse = (pred.clamp(-1, 1) - truth).square().mean().item()
-    return 10 * math.log10(4.0 / max(mse, 1e-12))
+    """PSNR in model units (values span [-1, 1]: a data range of 2), by the package's one PSNR."""
+    return metrics.psnr(pred.clamp(-1, 1).float().numpy(), truth.float().numpy(), 2.0)
 
 
 def _write_preview(path: Path, panel) -> None:
@@ -326,15 +331,15 @@ def train(
         else:
             loss = F.l1_loss(pred.float(), batch["target"])
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
+        if _finite_everywhere(loss, world):
             # The gradient of log(loss): refining an interpolation and reconstructing from the latents
             # alone have errors 10-30x apart, and Adam would otherwise tune its step to the larger one.
             # (A codec's loss is a rate-distortion trade-off, whose terms must keep their weights.)
             (loss if codec else loss / loss.detach().clamp_min(1e-8)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
             optimizer.step()
-        else:  # NaN guard: skip the update, keep going
-            log.warning("step %d: non-finite loss, update skipped", step)
+        else:  # NaN guard: skip the update on every rank, keep going
+            log.warning("step %d: non-finite loss (on this or another rank), update skipped", step)
         step += 1
         if rank != 0:
             continue
@@ -399,6 +404,15 @@ def _batches(steps: range, per_rank: int, rank: int, world: int, length: int):
     world-th sample from r (as torch's DistributedSampler without shuffling), `per_rank` a step."""
     for s in steps:
         yield [((s * per_rank + j) * world + rank) % length for j in range(per_rank)]
+
+
+def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every rank. The ranks agree before any skips backward(): a rank that
+    skipped it alone would leave the others waiting in DDP's gradient all-reduce."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _elapsed(started: float, device: torch.device, world: int) -> float:

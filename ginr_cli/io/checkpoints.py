@@ -59,6 +59,15 @@ def load_config(folder: str | Path) -> GINRConfig:
         raise GinrError(f"invalid model config: {err}", path) from err
 
 
+def build_model(cfg: GINRConfig, path: str | Path) -> MambaGINR:
+    """The network of `cfg`; a config whose values do not fit together (say a width that its heads do not
+    divide) is the user's error, named with `path`."""
+    try:
+        return MambaGINR(cfg)
+    except (ValueError, TypeError, ZeroDivisionError) as err:
+        raise GinrError(f"invalid model config: {err}", path) from err
+
+
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[MambaGINR, str]:
     """Build the model of `folder` and load its weights in float32. Returns (model in eval mode, fingerprint).
 
@@ -73,7 +82,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
         raise GinrError("not a model folder (no model.safetensors)", folder) from err
     except (SafetensorError, OSError, ValueError) as err:
         raise GinrError(f"unreadable weights: {err}", path) from err
-    model = MambaGINR(cfg)
+    model = build_model(cfg, folder / CONFIG_FILE)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -236,6 +236,22 @@ def _check_source(source: Any) -> None:
             raise ValueError(f"source {key} must be {what}, not {source[key]!r}")
 
 
+def check_tiles(tiles: Any, shape: list[int]) -> None:
+    """Raise ValueError unless `tiles` is a tile grid (`engine.tiling.TileGrid.to_dict`) of a source of
+    `shape`: the model's tile clipped to the source per axis, so a thin axis has a thin tile, and an
+    overlap narrower than the model's tile (the widest), or any where one tile holds the whole source."""
+    grid_shape, tile, overlap = list(tiles["shape"]), list(tiles["tile"]), tiles["overlap"]
+    if (
+        grid_shape != list(shape)
+        or len(tile) != len(shape)
+        or not all(_is_int(v) and 0 < v for v in grid_shape + tile)
+        or tile != [min(max(tile), n) for n in grid_shape]
+        or not _is_int(overlap)
+        or not (0 <= overlap < max(tile) or (tile == grid_shape and overlap >= 0))
+    ):
+        raise ValueError(f"tile grid {tiles} does not fit the source shape {shape}")
+
+
 def _frames(source: dict) -> int:
     """How many frames of latents the source needs: colour (+ alpha) for images, time points for volumes."""
     if source["kind"] == "image":
@@ -287,14 +303,7 @@ def load_latent(
         if not normalization["hi"] > normalization["lo"]:
             raise ValueError("normalisation range is empty")
         tiles = json.loads(metadata["ginr.tiles"])
-        shape, tile, overlap = list(tiles["shape"]), list(tiles["tile"]), int(tiles["overlap"])
-        if (
-            shape != list(source["shape"])
-            or len(tile) != len(shape)
-            or not all(isinstance(v, int) and 0 < v for v in shape + tile)
-            or not 0 <= overlap < min(tile)
-        ):
-            raise ValueError(f"tile grid {tiles} does not fit the source shape {source['shape']}")
+        check_tiles(tiles, source["shape"])
         codes = json.loads(metadata["ginr.codes"])
         code_shape, code_dtype = list(codes["shape"]), codes["dtype"]
         if len(code_shape) != 4 or not all(_is_int(v) and v >= 0 for v in code_shape):

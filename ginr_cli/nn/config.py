@@ -1,12 +1,15 @@
 """Model configuration: one frozen dataclass per component, nested into `GINRConfig`, and named presets.
 
 `GINRConfig.from_dict` rejects unknown keys by name, so a checkpoint from another version fails loudly
-instead of silently building a different network.
+instead of silently building a different network, and checks each value against its field's type (a
+Literal's choices) and range, naming the key: `"d_model": "256"` is refused as such, not as a crash later.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,11 +121,41 @@ def _from_dict(cls: type, data: dict[str, Any], where: str):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         sub = _NESTED.get((cls, key))
-        kwargs[key] = _from_dict(sub, value, f"{where}.{key}") if sub else value
+        kwargs[key] = (
+            _from_dict(sub, value, f"{where}.{key}") if sub else _checked(value, hints[key], key, where)
+        )
     return cls(**kwargs)
+
+
+# Counts are at least 1 and reals above 0, except these, which may be 0.
+_MAY_BE_ZERO = {"n_attn_layers", "n_mlp_layers", "stem_blocks", "synthesis_blocks", "rate_weight"}
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _checked(value: Any, hint: Any, key: str, where: str) -> Any:
+    """`value` as the field `key` of type `hint` takes it; ValueError naming `where.key` otherwise."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if any(value == c and type(value) is type(c) for c in choices):
+            return value
+        raise ValueError(f"{where}.{key}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {
+        bool: isinstance(value, bool),
+        int: number and isinstance(value, int),
+        float: number and math.isfinite(value),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise ValueError(f"{where}.{key}: expected {_TYPE_NAMES[hint]}, got {value!r}")
+    if hint in (int, float) and (value < 0 or (value == 0 and key not in _MAY_BE_ZERO)):
+        least = "at least 0" if key in _MAY_BE_ZERO else ("at least 1" if hint is int else "above 0")
+        raise ValueError(f"{where}.{key}: expected {least}, got {value!r}")
+    return float(value) if hint is float else value
 
 
 _NESTED = {

@@ -329,3 +329,17 @@ def test_the_corpus_size():
     counts = {"images": len(BAD_IMAGES), "volumes": len(BAD_VOLUMES), "latents": len(BAD_LATENTS)}
     print(f"bad inputs tried: {sum(counts.values())} {counts}")
     assert sum(counts.values()) >= 30
+
+
+def test_a_model_config_of_the_wrong_type_is_one_line_naming_the_key(ginr, model_2d, mixed_folder, tmp_path):
+    bad = tmp_path / "bad-model"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes((model_2d / "model.safetensors").read_bytes())
+    cfg = json.loads((model_2d / "config.json").read_text())
+    cfg["encoder"]["d_model"] = "256"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    result = ginr("upscale", mixed_folder / "a.jpg", tmp_path / "out.png", "--model", bad)
+    assert result.exit_code == 1, result.output
+    assert "invalid model config: config.encoder.d_model: expected an integer, got '256'" in result.stderr
+    assert "unexpected error" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()

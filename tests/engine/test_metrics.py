@@ -1,8 +1,10 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ginr_cli.engine.metrics import image_scores, psnr, rgb_to_y, ssim, volume_scores
 from tests.conftest import SET5_X2
@@ -41,3 +43,51 @@ def test_bicubic_on_set5_x2_is_close_to_the_published_figure():
         scores.append(image_scores(up, np.asarray(hr, dtype=np.float64) / 255, shave=2)[0])
     assert len(scores) == 5
     assert abs(np.mean(scores) - 33.66) < 0.4
+
+
+def _reference_ssim(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+    """scikit-image's SSIM as the literature defines it (Wang et al. 2004): Gaussian window, sigma 1.5."""
+    return structural_similarity(
+        pred, truth, data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+
+
+@pytest.mark.parametrize("shape", [(40, 37), (11, 11), (20, 18, 16), (12, 30, 11)])
+@pytest.mark.parametrize("data_range", [1.0, 255.0, 3000.0])
+def test_ssim_equals_scikit_image_in_2d_and_3d(shape, data_range):
+    """Borders: ours averages the SSIM map only where the 11-wide window lies inside the array; scikit-image
+    pads (reflect) and then crops the same 5-sample margin before averaging, so the two agree exactly."""
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    truth = rng.random(shape) * data_range
+    smooth = (truth + np.roll(truth, 1, axis=0) + np.roll(truth, 1, axis=-1)) / 3  # correlated, as a decode
+    for pred in (smooth, np.clip(truth + rng.normal(0, 0.1 * data_range, shape), 0, data_range)):
+        assert ssim(pred, truth, data_range) == pytest.approx(
+            _reference_ssim(pred, truth, data_range), abs=1e-9
+        )
+
+
+def test_image_and_volume_scores_equal_scikit_image_on_what_they_measure():
+    rng = np.random.default_rng(5)
+    truth = rng.random((30, 34, 3))
+    pred = np.clip(truth + rng.normal(0, 0.05, truth.shape), 0, 1)
+    p, t = rgb_to_y(pred)[2:-2, 2:-2], rgb_to_y(truth)[2:-2, 2:-2]  # Y in [16, 235], shave 2, range 255
+    assert image_scores(pred, truth, shave=2) == pytest.approx(
+        (peak_signal_noise_ratio(t, p, data_range=255.0), _reference_ssim(p, t, 255.0)), abs=1e-9
+    )
+    volume = rng.random((14, 15, 13)) * 800 - 100
+    noisy = volume + rng.normal(0, 20, volume.shape)
+    data_range = float(volume.max() - volume.min())
+    assert volume_scores(noisy, volume) == pytest.approx(
+        (
+            peak_signal_noise_ratio(volume, noisy, data_range=data_range),
+            _reference_ssim(noisy, volume, data_range),
+        ),
+        abs=1e-9,
+    )
+
+
+def test_the_package_has_one_psnr():
+    """Training had its own PSNR; every score now comes from `metrics.psnr`, the only log10 in the package."""
+    package = Path(__file__).resolve().parents[2] / "ginr_cli"
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "log10" in p.read_text())
+    assert users == ["engine/metrics.py"]

@@ -1,3 +1,6 @@
+import itertools
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,12 +8,14 @@ import torch.nn.functional as F
 
 from ginr_cli.engine.tiling import (
     OutputGrid,
+    TileGrid,
     _tile_shares,
     axis_origins,
     frame_progress,
     plan_tiles,
     stitch,
 )
+from ginr_cli.io.latents import check_tiles
 
 
 def interpolating_render(source: np.ndarray, grid):
@@ -158,3 +163,34 @@ def test_only_the_blending_ramps_are_decoded_twice():
         a, b = left.axes[1], right.axes[1]
         assert a.hi - b.lo == 2  # the shared samples...
         assert np.all((a.weights[b.lo - a.lo :] > 0) & (a.weights[b.lo - a.lo :] < 1))  # ...each in a ramp
+
+
+@pytest.mark.parametrize("rank,tile,overlap", [(2, 48, 6), (2, 16, 4), (3, 32, 8), (3, 8, 4), (3, 8, 0)])
+def test_every_grid_of_a_readable_shape_passes_the_latent_check_and_plans_again_alike(rank, tile, overlap):
+    """Any shape a reader accepts, down to 1 pixel per axis: its grid (the shipped models' tiles and
+    overlaps, and the tiny test models') is what `load_latent` accepts, and `from_dict` plans it again
+    the same. The check once required the overlap below the thinnest tile, so a 91x109x1 NIfTI or a
+    3-pixel-high image encoded and was then refused as broken."""
+    sizes = sorted({1, 2, 3, overlap, overlap + 1, tile - 1, tile, tile + 1, 2 * tile - overlap + 1} - {0})
+    for shape in itertools.product(sizes, repeat=rank):
+        grid = plan_tiles(shape, tile, overlap)
+        check_tiles(grid.to_dict(), list(shape))
+        again = TileGrid.from_dict(json.loads(json.dumps(grid.to_dict())))
+        assert again == grid, shape
+        assert all(1 <= t <= n for t, n in zip(grid.tile, shape, strict=True))
+
+
+def test_a_grid_stored_with_an_overlap_wider_than_its_one_tile_still_plans():
+    """Earlier versions stored the model's overlap for a source smaller than a tile (a 1x1 image: tile
+    [1, 1], overlap 6); one tile has no overlap, so such a latent still decodes."""
+    stored = {"shape": [1, 1], "tile": [1, 1], "overlap": 6}
+    check_tiles(stored, [1, 1])
+    grid = TileGrid.from_dict(stored)
+    assert grid.tile == (1, 1) and grid.overlap == 0 and list(grid) == [(0, 0)]
+    for broken in (
+        {"shape": [40, 3], "tile": [32, 3], "overlap": 32},  # two tiles along axis 0 cannot overlap wholly
+        {"shape": [12, 16], "tile": [16, 16], "overlap": 0},  # a tile wider than the source
+        {"shape": [12, 16], "tile": [12, 16], "overlap": -1},
+    ):
+        with pytest.raises(ValueError, match="does not fit"):
+            check_tiles(broken, broken["shape"])

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,64 @@ def test_two_processes_under_torchrun_hold_identical_weights(photos, tmp_path):
     model, fp = load_model(run / "model")
     assert fingerprint(model.state_dict()) == ranks[0]
     assert json.loads((run / "train.json").read_text())["world"] == 2
+
+
+POISONED_RUN = """
+import sys
+
+import torch
+
+from ginr_cli.engine import data, train
+
+original = data.SuperResolutionSamples.__getitem__
+
+
+def poisoned(self, index):  # rank 1's first sample of step 2 (of 0-3; 2 a rank): NaN targets
+    sample = original(self, index)
+    if index == 9:
+        sample["target"] = torch.full_like(sample["target"], float("nan"))
+    return sample
+
+
+data.SuperResolutionSamples.__getitem__ = poisoned
+train.train(train.TrainOptions(data=sys.argv[1], out=sys.argv[2], steps=4, batch=4, queries=64, warmup=1,
+                               checkpoint_every=2, validate_every=2, log_every=1))
+"""
+
+
+def test_a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank(photos, tmp_path):
+    """Only rank 1 sees a NaN loss (at step 2, counted from 0). Had it skipped backward() alone, rank 0
+    would wait in DDP's gradient all-reduce for a rank that had moved on: a hang, or ranks a step apart.
+    The ranks agree first, skip the step together, and end with the same weights."""
+    script, run = tmp_path / "poisoned.py", tmp_path / "ddp"
+    script.write_text(POISONED_RUN)
+    # Each rank started here, as torchrun would (it starts ranks in sessions of their own, which a
+    # timeout could not reach), so a hung run is killed rank by rank.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
+    env["MASTER_PORT"] = "29541"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(photos), str(run)],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    deadline = time.monotonic() + 240
+    try:
+        stderr = "".join(p.communicate(timeout=max(1, deadline - time.monotonic()))[1] for p in procs)
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+            p.communicate()
+        pytest.fail("the data-parallel run hung after a non-finite loss on one rank")
+    assert [p.returncode for p in procs] == [0, 0], stderr[:1500] + " ... " + stderr[-1500:]
+    assert stderr.count("non-finite loss") == stderr.count("step 2: non-finite loss") == 2, stderr  # both
+    ranks = json.loads((run / "ranks.json").read_text())["fingerprints"]
+    assert len(ranks) == 2 and ranks[0] == ranks[1]
+    assert [s for s, _ in losses(run)] == [1, 2, 3, 4]
 
 
 def test_init_from_starts_from_that_models_weights(photos, tmp_path):

@@ -141,7 +141,7 @@ def _latent_metadata() -> dict[str, str]:
             }
         ),
         "ginr.normalization": json.dumps({"lo": 0.0, "hi": 1.0}),
-        "ginr.tiles": json.dumps({"shape": [12, 16], "tile": [16, 16], "overlap": 4}),
+        "ginr.tiles": json.dumps({"shape": [12, 16], "tile": [12, 16], "overlap": 0}),
     }
 
 

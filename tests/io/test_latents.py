@@ -38,7 +38,7 @@ def test_codes_beyond_int16_are_refused():
 def test_a_latent_round_trips_and_is_a_plain_safetensors_file(tmp_path):
     integers = torch.randint(-3, 4, (1, 2, 6, 4)).float()
     steps = torch.tensor([0.5, 1.0, 2.0, 0.25])
-    tiles = {"shape": [12, 16], "tile": [16, 16], "overlap": 0}
+    tiles = {"shape": [12, 16], "tile": [12, 16], "overlap": 0}
     latent = LatentFile(integers, steps, "m", "0123456789abcdef", SOURCE, {"lo": 0.0, "hi": 1.0}, tiles)
     path = tmp_path / "a.safetensors"
     save_latent(path, latent)
