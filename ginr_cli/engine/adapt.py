@@ -4,9 +4,11 @@ A thick-sliced scan is sharp along its other axes: what thick slicing removes al
 scan shows along the in-plane ones, with its own anatomy, contrast and noise. Training pairs are made from
 the input itself (SMORE, Zhao et al. 2020, does this with 2D networks): a crop is averaged over slabs of
 the wanted factor along a full-resolution axis, and that axis is turned to where the thick one lies, so
-the model learns to undo exactly the degradation it will face, on this scan. Where no axis is at full
-resolution (every axis upscaled), the thick axis itself is thinned once more (ZSSR, Shocher et al. 2018).
-The model passed in is not changed: a fitted copy is returned.
+the model learns to undo exactly the degradation it will face, on this scan. The thick axis, turned to
+where the sharp one was, is first resampled to the sharp spacing, so that anatomy keeps the size in voxels
+it has at inference (the `volume` card measures both). Where no axis is at full resolution (every axis
+upscaled), the thick axis itself is thinned once more (ZSSR, Shocher et al. 2018). The model passed in
+is not changed: a fitted copy is returned.
 """
 
 from __future__ import annotations
@@ -46,11 +48,17 @@ def _sample(volume: torch.Tensor, pair, tile: int, queries: int, rng: np.random.
     thick, donor, factor = pair
     size = [tile] * volume.dim()
     size[donor] = round(tile * factor)
+    if donor != thick:  # fewer thick slices, stretched below to the sharp spacing they will stand in for
+        size[thick] = max(2, round(tile / factor))
     start = [int(rng.integers(n - s + 1)) for n, s in zip(volume.shape, size, strict=True)]
     crop = volume[tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))]
     flips = [d for d in range(volume.dim()) if rng.random() < 0.5]
     crop = crop.flip(flips) if flips else crop
-    crop = crop.transpose(donor, thick) if donor != thick else crop
+    if donor != thick:
+        stretched = list(crop.shape)
+        stretched[thick] = tile
+        crop = F.interpolate(crop[None, None], size=stretched, mode="trilinear", align_corners=False)[0, 0]
+        crop = crop.transpose(donor, thick)
     low = F.interpolate(crop[None, None].float(), size=[tile] * volume.dim(), mode="area")[0]
     picks = rng.choice(crop.numel(), size=queries, replace=crop.numel() < queries)
     index = np.unravel_index(picks, crop.shape)
