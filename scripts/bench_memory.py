@@ -13,7 +13,7 @@ batch at a time, the output is stitched one band of tiles at a time (`engine.til
 without full-size float copies; what remains is the output itself (float32 while it is rendered, then the
 file's dtype) and the input. For (a): the 12000x8000x3 float32 output, 1.1 GiB, and the 8-bit file image,
 0.3 GiB; for (b): the 512^3 float32 output, 0.5 GiB, plus the frame stacked for writing and the int16 file
-array, 0.75 GiB; torch and the model about 0.5 GiB.
+array, 0.75 GiB; then torch and the model (the measured peaks: scripts/results/memory*.json).
 
     python scripts/bench_memory.py                       # full size, with the shipped models
     python scripts/bench_memory.py --image-model DIR --volume-model DIR   # model folders (or presets)

@@ -3,7 +3,7 @@
 # scripts/prepare_data.py, packed by `python scripts/pack_data.py --out gpu-pack --max-mib 54`, then 3.4
 # minutes of bf16 training on one NVIDIA H200 (scripts/gpu_check.sh runs exactly this). The schedule follows
 # the clock (--time-limit), so a slower GPU gets fewer steps of the same schedule. On a CPU, set
-# TIME_LIMIT='' and STEPS (about 2 s a step at batch 8 on 2 cores).
+# TIME_LIMIT='' and STEPS.
 set -euo pipefail
 DATA=${DATA:-gpu-pack/images}
 OUT=${OUT:-runs/image}

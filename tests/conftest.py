@@ -1,4 +1,7 @@
+import importlib.abc
+import importlib.machinery
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,40 @@ def untrained(model):
     if model.to_latent is not None:  # a codec's encoder part starts at zero too
         torch.nn.init.normal_(model.to_latent.weight, std=0.3)
     return model
+
+
+LIBCUDART = "libcudart.so.11.0: cannot open shared object file: No such file or directory"
+
+
+class _BrokenMambaSsm(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """mamba-ssm built for another CUDA: found, but its import fails as its compiled extension loads."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self, is_package=True) if name == "mamba_ssm" else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError(LIBCUDART)
+
+
+def forget_mamba_ssm(monkeypatch) -> None:
+    """Drop mamba_ssm and its submodules from sys.modules (where installed): the next import looks again."""
+    for name in [n for n in sys.modules if n == "mamba_ssm" or n.startswith("mamba_ssm.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.fixture
+def broken_mamba_ssm(monkeypatch) -> str:
+    """The scan module as it stands where mamba-ssm is installed but does not import; yields the reason."""
+    from ginr_cli.nn import scan
+
+    forget_mamba_ssm(monkeypatch)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenMambaSsm(), *sys.meta_path])
+    found, why = scan._import_mamba_ssm()
+    monkeypatch.setattr(scan, "_mamba_ssm_scan", found)
+    monkeypatch.setattr(scan, "_mamba_ssm_error", why)
+    scan._say_why_mamba_ssm_is_off.cache_clear()  # said once per process: this test's process, as it were
+    yield why
+    scan._say_why_mamba_ssm_is_off.cache_clear()

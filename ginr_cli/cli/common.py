@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -30,12 +32,14 @@ DeviceOption = Annotated[
 
 def report_errors(command: F) -> F:
     """Turn a GinrError into one line on stderr and its exit code; a traceback only with GINR_DEBUG=1.
-    Ctrl+C outside a batch's own handling (loading, planning) exits 130 too, not click's 'Aborted!' 1."""
+    Ctrl+C outside a batch's own handling (loading, planning) exits 130 too, not click's 'Aborted!' 1.
+    With `-v` (a command's `verbose`), the package's INFO log lines show on stderr while it runs."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _info_logs(bool(kwargs.get("verbose"))):
+                return command(*args, **kwargs)
         except GinrError as err:
             if os.environ.get("GINR_DEBUG") == "1":
                 raise
@@ -46,6 +50,24 @@ def report_errors(command: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _info_logs(verbose: bool):
+    """INFO lines of the `ginr_cli` loggers (what was chosen, and why) on stderr for the command's run;
+    warnings show without it, through logging's last-resort handler, as the same bare lines."""
+    if not verbose:
+        yield
+        return
+    logger, handler = logging.getLogger("ginr_cli"), logging.StreamHandler(sys.stderr)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 PrecisionOption = Annotated[

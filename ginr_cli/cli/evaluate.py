@@ -60,6 +60,11 @@ def evaluate(
         raise UsageError(f"--kind must be auto, image or volume, not {kind!r}")
     values = targets.parse_floats(scales, "--scales")
     which = kind if kind != "auto" else ("volume" if all(is_volume_path(p) for p in data) else "image")
+    fractional = [v for v in values if not v.is_integer()]
+    if which == "volume" and not codec and fractional:  # a slab is a whole number of slices
+        raise UsageError(
+            f"--scales {fractional[0]:g}: volumes are thick-sliced by whole factors (2, 3, 4...)"
+        )
     torch_device = pick_device(device)
     net, fingerprint = Models(model, torch_device, codec=codec)(which)
     if codec:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ginr_cli.cli.common import DeviceOption, JsonOption, QuietOption, report_errors
+from ginr_cli.nn.config import PRESETS  # no torch: `ginr --help` stays quick
 
 
 @report_errors
@@ -23,7 +24,7 @@ def train(
         typer.Option(
             "--model",
             "-m",
-            help="Preset for a new model (local-2d, tiny-2d, local-3d, tiny-3d, base-2d, base-3d), or a config .json file.",
+            help=f"Preset for a new model ({', '.join(PRESETS)}), or a config .json file.",
         ),
     ] = "tiny-2d",
     name: Annotated[str | None, typer.Option(help="Name of the new model (default: the preset's).")] = None,

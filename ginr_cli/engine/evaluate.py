@@ -138,6 +138,8 @@ def evaluate_volume(
     volume = read_volume(path).data[0].astype(np.float64)  # (d0, d1, d2), first frame
     scores = []
     for factor in factors:
+        if factor > volume.shape[axis]:
+            raise GinrError(f"--scales {factor}: only {volume.shape[axis]} slices along axis {axis}", path)
         n = volume.shape[axis] - volume.shape[axis] % factor
         truth = np.take(volume, np.arange(n), axis=axis)
         lr = thick_slices(truth, axis, factor)

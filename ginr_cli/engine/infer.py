@@ -50,10 +50,8 @@ def fit_channels(
 
 
 def default_grid(model: MambaGINR, shape, tile: int | None = None, overlap: int | None = None) -> TileGrid:
-    """Tiles of the model's size. Overlap, measured with the shipped models: images tile / 8 (at least 4
-    pixels): Set5, Set14 and BSD100 at x2 to x4 score within 0.01 dB of tile / 4, with 18% fewer tiles to
-    encode and 8% fewer FLOPs on a 512x512 photo; volumes tile / 4: at tile / 8 the held-out MRI lost
-    0.13 dB at x2. (Both measured with the blending ramp across half the overlap; see tiling.RAMP.)
+    """Tiles of the model's size, overlapping by tile / 8 for images (at least 4 pixels) and tile / 4 for
+    volumes: the narrowest overlaps that cost the shipped models no score (README, Performance).
     A codec model's tiles do not overlap: what is stored costs bits, and refinement fits each tile's edges."""
     tile = tile or model.cfg.input_size
     if overlap is None and model.cfg.latent.grid:  # a codec's tiles do not overlap: every latent costs

@@ -36,12 +36,16 @@ def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
 
 def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float, sigma: float = 1.5, size: int = 11) -> float:
     """Mean SSIM over 2D or 3D arrays with a separable Gaussian window (Wang et al. 2004: C1 = (0.01 L)^2,
-    C2 = (0.03 L)^2, population variances). Borders: the map is averaged only where the window lies wholly
-    inside the array, as scikit-image's `structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False)` does (it pads, then crops the same margin); the two agree to rounding
-    (tests/engine/test_metrics.py). Every axis must be at least `size` long."""
-    x = torch.from_numpy(pred.astype(np.float64))[None, None]
-    y = torch.from_numpy(truth.astype(np.float64))[None, None]
+    C2 = (0.03 L)^2, population variances), scikit-image's `structural_similarity(gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False)` to rounding (tests/engine/test_metrics.py). Borders: the map
+    is averaged only where the window lies wholly inside the array. Where an axis is shorter than `size`
+    (a 6-slice volume), as scikit-image with `win_size` the largest odd length that fits: the margin
+    cropped is (win_size - 1) / 2, and the Gaussian's reach beyond it reflects the array at its edges."""
+    win = min(size, *((n - 1) | 1 for n in pred.shape))  # the largest odd length that fits every axis
+    reach = (size - 1) // 2 - (win - 1) // 2  # samples the window reaches beyond the array: 0 when win = size
+    x, y = (np.pad(a, reach, mode="symmetric") if reach else a for a in (pred, truth))
+    x = torch.from_numpy(x.astype(np.float64))[None, None]
+    y = torch.from_numpy(y.astype(np.float64))[None, None]
     k = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(k**2) / (2 * sigma**2))
     g = g / g.sum()

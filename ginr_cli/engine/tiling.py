@@ -10,9 +10,8 @@ from o + 3*overlap/8 to o + 5*overlap/8, and falls symmetrically at its far end 
 border). Consecutive tiles' ramps add up to one, and every output sample with a non-zero weight lies at
 least 3*overlap/8 pixels inside its tile, so a decoder that only looks near the query (interpolation) sees
 the same data in every tile: no seams. Only samples with a non-zero weight are decoded, so the narrower the
-ramp, the less is decoded twice: away from the borders, a ramp across half the overlap decoded 1.59x the
-output of a volume with the default overlap (1.15x of an image), a quarter 1.27x (1.07x), and scored within
-0.02 dB of it on the held-out MRI and within 0.01 dB on Set5, Set14 and BSD100 (`scripts/eval_models.py`).
+ramp, the less is decoded twice; a quarter of the overlap scores as half of it did (`scripts/eval_models.py`;
+the README's Performance section has the figures).
 """
 
 from __future__ import annotations

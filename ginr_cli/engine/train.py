@@ -333,7 +333,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         if _finite_everywhere(loss, world):
             # The gradient of log(loss): refining an interpolation and reconstructing from the latents
-            # alone have errors 10-30x apart, and Adam would otherwise tune its step to the larger one.
+            # alone have errors an order of magnitude apart, and Adam would otherwise tune its step to the
+            # larger one.
             # (A codec's loss is a rate-distortion trade-off, whose terms must keep their weights.)
             (loss if codec else loss / loss.detach().clamp_min(1e-8)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)

@@ -5,7 +5,7 @@ Tensors:  "codes"  uint8 (bytes,): an LZMA (.xz) stream of the integers, little-
                    (int8 or int16), laid out (frames, d, tiles, m): channel by channel, so each channel's
                    statistics sit together for the coder
           "steps"  float32 (d,): the quantisation step of each channel
-Metadata: str -> str, JSON under `ginr.*` keys:
+Metadata: str -> str, JSON under `ginr.*` keys, checked when read against `_SCHEMA` below:
     ginr.format         format version (an integer): 2. A newer one is refused ("upgrade ginr"), and so
                         is format 1 (float latents of earlier versions: encode the source again)
     ginr.codes          {"shape": [frames, tiles, m, d], "dtype": "int8" | "int16"}
@@ -22,6 +22,9 @@ import base64
 import json
 import lzma
 import math
+import reprlib
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,6 @@ from ginr_cli.io.atomic import atomic_path
 FORMAT_VERSION = 2
 KEYS = ("ginr.format", "ginr.codes", "ginr.model", "ginr.source", "ginr.normalization", "ginr.tiles")
 MAX_DECODED = 1 << 33  # bytes an LZMA stream may unpack to: a bomb is refused, not unpacked
-SOURCE_KEYS = ("kind", "shape", "channels", "dtype", "name")
 
 
 @dataclass
@@ -114,11 +116,9 @@ def read_source_metadata(path: str | Path) -> dict[str, Any]:
     if "ginr.source" not in metadata:
         raise GinrError("not a ginr latent: its metadata lacks ginr.source", path)
     try:
-        source = json.loads(metadata["ginr.source"])
-        _check_source(source)
+        return _parse(metadata, "ginr.source")
     except ValueError as err:  # JSONDecodeError is a ValueError
         raise GinrError(f"broken latent metadata: {err}", path) from err
-    return source
 
 
 def read_model_name(path: str | Path) -> str | None:
@@ -137,103 +137,112 @@ def _unreadable(path: Path, err: Exception) -> GinrError:
     return GinrError(f"not a readable ginr latent ({' '.join(str(err).split())})", path)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+# The metadata's schema. Every `ginr.*` value but the format is a JSON object; each of its fields has a test
+# and the words for what it must be, which make the one-line error ("ginr.source dpi must be null or two
+# positive numbers, not [0, 72]"). Fields that earlier versions did not write may be absent (_ABSENT).
+_Rule = tuple[Callable[[Any], bool], str]
 
 
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+def _int(v: Any, least: float = -math.inf) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
 
 
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str)
+def _number(v: Any, above: float = -math.inf) -> bool:  # finite as a float: no NaN, no 10**400
+    return (_int(v) or isinstance(v, float)) and abs(v) <= sys.float_info.max and v > above
 
 
-def _is_base64(v: Any) -> bool:
+def _list(n: int | None, item: Callable[[Any], bool]) -> Callable[[Any], bool]:  # n None: any length
+    return lambda v: isinstance(v, list) and n in (None, len(v)) and all(map(item, v))
+
+
+def _one_of(*choices: Any) -> _Rule:
+    return lambda v: any(type(v) is type(c) and v == c for c in choices), " or ".join(map(str, choices))
+
+
+def _or_null(rule: _Rule) -> _Rule:
+    return lambda v: v is None or rule[0](v), f"null or {rule[1]}"
+
+
+def _numeric_dtype(v: Any) -> bool:
     try:
-        base64.b64decode(v, validate=True)
-        return True
+        return isinstance(v, str) and np.dtype(v).kind in "iuf"
     except (TypeError, ValueError):
         return False
 
 
-def _is_nifti_header(v: Any) -> bool:
+def _base64(v: Any) -> bytes | None:
+    try:
+        return base64.b64decode(v, validate=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def _nifti_header(v: Any) -> bool:
     from ginr_cli.io.volumes import nifti_header
 
-    if not _is_base64(v) or len(base64.b64decode(v)) not in (348, 540):  # NIfTI-1 or NIfTI-2
-        return False
-    try:
-        nifti_header(v, len(base64.b64decode(v)) == 540)
-        return True
+    raw = _base64(v) or b""
+    try:  # NIfTI-1 or NIfTI-2
+        return len(raw) in (348, 540) and nifti_header(v, nifti2=len(raw) == 540) is not None
     except GinrError:
         return False
 
 
-def _numbers(n: int, positive: bool = False):
-    def check(v: Any) -> bool:
-        ok = isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)
-        return ok and (not positive or all(x > 0 for x in v))
-
-    return check
-
-
-def _or_null(check):
-    return lambda v: v is None or check(v)
-
-
-_FIELDS = {  # what decoding reads of each kind of source: name -> (check, what it must be)
-    "image": {
-        "format": (_is_str, "a format name"),
-        "mode": (_is_str, "a mode name"),
-        "bit_depth": (lambda v: _is_int(v) and v in (8, 16), "8 or 16"),
-        "alpha": (lambda v: isinstance(v, bool), "true or false"),
-        "dpi": (_or_null(_numbers(2, positive=True)), "null or two positive numbers"),
-        "icc_profile": (_or_null(_is_base64), "null or base64"),
-    },
-    "volume": {
-        "spacing": (_numbers(3, positive=True), "three positive numbers"),
-        "unit": (_is_str, "a unit name"),
-        "affine": (lambda v: isinstance(v, list) and len(v) == 4 and all(map(_numbers(4), v)), "4x4 numbers"),
-        "axes": (_is_str, "axis letters"),
-        "header": (_or_null(_is_nifti_header), "null or a NIfTI header in base64"),
-        "sform_code": (_is_int, "an integer"),
-        "qform_code": (_is_int, "an integer"),
-        "slope": (_or_null(_is_number), "null or a number"),
-        "inter": (_or_null(_is_number), "null or a number"),
-        "metadata": (lambda v: isinstance(v, dict), "an object"),
-        "frames": (lambda v: _is_int(v) and v >= 1, "a count"),
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_INTEGER, _NUMBER = (_int, "an integer"), (_number, "a number")
+_SIZES = (_list(None, lambda v: _int(v, 1)), "a list of sizes")
+_DTYPE = (_numeric_dtype, "an integer or float type")
+_SOURCE = {"kind": _one_of("image", "nifti", "tiff"), "name": _TEXT, "dtype": _DTYPE}  # then by kind:
+_IMAGE = _SOURCE | {
+    "shape": (_list(2, lambda v: _int(v, 1)), "two sizes"),
+    "channels": _one_of(1, 3),
+    "format": _TEXT,
+    "mode": _TEXT,
+    "bit_depth": _one_of(8, 16),
+    "alpha": (lambda v: isinstance(v, bool), "true or false"),
+    "dpi": _or_null((_list(2, lambda v: _number(v, 0)), "two positive numbers")),
+    "icc_profile": _or_null((lambda v: _base64(v) is not None, "base64")),
+}
+_VOLUME = _SOURCE | {
+    "shape": (_list(3, lambda v: _int(v, 1)), "three sizes"),
+    "channels": _one_of(1),
+    "spacing": (_list(3, lambda v: _number(v, 0)), "three positive numbers"),
+    "unit": _TEXT,
+    "affine": (_list(4, _list(4, _number)), "4x4 numbers"),
+    "axes": _TEXT,
+    "header": _or_null((_nifti_header, "a NIfTI header in base64")),
+    "sform_code": _INTEGER,
+    "qform_code": _INTEGER,
+    "slope": _or_null(_NUMBER),
+    "inter": _or_null(_NUMBER),
+    "metadata": (lambda v: isinstance(v, dict), "an object"),
+    "frames": (lambda v: _int(v, 1), "a count of at least 1"),
+}
+_SCHEMA = {
+    "ginr.model": {"name": _TEXT, "fingerprint": _TEXT},
+    "ginr.source": {"image": _IMAGE, "nifti": _VOLUME, "tiff": _VOLUME},  # by kind
+    "ginr.normalization": {"lo": _NUMBER, "hi": _NUMBER},
+    "ginr.tiles": {"shape": _SIZES, "tile": _SIZES, "overlap": (lambda v: _int(v, 0), "a count")},
+    "ginr.codes": {
+        "shape": (_list(4, lambda v: _int(v, 0)), "four counts (frames, tiles, m, d)"),
+        "dtype": _one_of("int8", "int16"),
     },
 }
-_OPTIONAL = {"alpha": False, "dpi": None, "icc_profile": None, "header": None, "metadata": {}, "frames": 1}
+_ABSENT = {"alpha": False, "dpi": None, "icc_profile": None, "header": None, "metadata": {}, "frames": 1}
 
 
-def _check_source(source: Any) -> None:
-    """Raise ValueError unless `source` holds what decoding needs, of the right types."""
-    if not isinstance(source, dict):
-        raise ValueError("source metadata is not a JSON object")
-    kind = source.get("kind")
-    if kind not in ("image", "nifti", "tiff"):
-        raise ValueError(f"unknown source kind {kind!r}")
-    fields = _FIELDS["image" if kind == "image" else "volume"]
-    absent = [k for k in (*SOURCE_KEYS, *fields) if k not in source and k not in _OPTIONAL]
+def _parse(metadata: dict[str, str], key: str) -> dict[str, Any]:
+    """The JSON object under `key`, its fields checked; else ValueError, naming the first field that fails."""
+    value = json.loads(metadata[key])
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not a JSON object")
+    fields = _SCHEMA[key] if key != "ginr.source" else _SCHEMA[key].get(str(value.get("kind")), _SOURCE)
+    absent = [name for name in fields if name not in value and name not in _ABSENT]
     if absent:
-        raise ValueError(f"source metadata lacks {', '.join(absent)}")
-    if not isinstance(source["name"], str):
-        raise ValueError(f"source name {source['name']!r} is not a file name")
-    shape, channels = source["shape"], source["channels"]
-    if not isinstance(shape, list) or len(shape) != (2 if kind == "image" else 3):
-        raise ValueError(f"a {kind} source of shape {shape!r}")
-    if channels not in ((1, 3) if kind == "image" else (1,)) or isinstance(channels, bool):
-        raise ValueError(f"{channels!r} channels")
-    try:
-        dtype = np.dtype(source["dtype"])
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "iuf":
-        raise ValueError(f"source dtype {source['dtype']!r} is not an integer or float type")
-    for key, (check, what) in fields.items():
-        if not check(source.get(key, _OPTIONAL.get(key))):
-            raise ValueError(f"source {key} must be {what}, not {source[key]!r}")
+        raise ValueError(f"{key} lacks {', '.join(absent)}")
+    for name, (test, what) in fields.items():
+        if not test(value.get(name, _ABSENT.get(name))):
+            raise ValueError(f"{key} {name} must be {what}, not {reprlib.repr(value[name])}")
+    return value
 
 
 def check_tiles(tiles: Any, shape: list[int]) -> None:
@@ -244,9 +253,9 @@ def check_tiles(tiles: Any, shape: list[int]) -> None:
     if (
         grid_shape != list(shape)
         or len(tile) != len(shape)
-        or not all(_is_int(v) and 0 < v for v in grid_shape + tile)
+        or not all(_int(v) and 0 < v for v in grid_shape + tile)
         or tile != [min(max(tile), n) for n in grid_shape]
-        or not _is_int(overlap)
+        or not _int(overlap)
         or not (0 <= overlap < max(tile) or (tile == grid_shape and overlap >= 0))
     ):
         raise ValueError(f"tile grid {tiles} does not fit the source shape {shape}")
@@ -295,25 +304,17 @@ def load_latent(
                 else f"unknown latent format {version}",
                 path,
             )
-        model = json.loads(metadata["ginr.model"])
-        name, fp = str(model["name"]), str(model["fingerprint"])
-        source = json.loads(metadata["ginr.source"])
-        _check_source(source)
-        normalization = {k: float(v) for k, v in json.loads(metadata["ginr.normalization"]).items()}
-        if not normalization["hi"] > normalization["lo"]:
+        model, source, norm, tiles, codes = (
+            _parse(metadata, f"ginr.{key}") for key in ("model", "source", "normalization", "tiles", "codes")
+        )
+        if not norm["hi"] > norm["lo"]:
             raise ValueError("normalisation range is empty")
-        tiles = json.loads(metadata["ginr.tiles"])
         check_tiles(tiles, source["shape"])
-        codes = json.loads(metadata["ginr.codes"])
-        code_shape, code_dtype = list(codes["shape"]), codes["dtype"]
-        if len(code_shape) != 4 or not all(_is_int(v) and v >= 0 for v in code_shape):
-            raise ValueError(f"codes of shape {code_shape}: expected (frames, tiles, m, d)")
-        if code_dtype not in ("int8", "int16"):
-            raise ValueError(f"codes of dtype {code_dtype!r}: expected int8 or int16")
     except GinrError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSONDecodeError is a ValueError
+    except ValueError as err:  # JSONDecodeError is a ValueError
         raise GinrError(f"broken latent metadata: {err}", path) from err
+    name, fp, code_shape, code_dtype = model["name"], model["fingerprint"], codes["shape"], codes["dtype"]
     steps, stream = tensors["steps"], tensors["codes"]
     if stream.dim() != 1 or stream.dtype != torch.uint8:
         raise GinrError(f"codes of shape {tuple(stream.shape)}, {stream.dtype}: expected uint8 bytes", path)
@@ -338,6 +339,7 @@ def load_latent(
         integers = unpack_codes(stream.numpy().tobytes(), code_shape, code_dtype)
     except ValueError as err:
         raise GinrError(str(err), path) from err
+    normalization = {"lo": float(norm["lo"]), "hi": float(norm["hi"])}
     return LatentFile(integers, steps.float(), name, fp, source, normalization, tiles, version)
 
 

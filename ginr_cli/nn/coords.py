@@ -88,8 +88,8 @@ def neighbourhood(x: Tensor, coords: Tensor, support: int) -> Tensor:
     below = pos.floor()
     first = below.long() - (support // 2 - 1)  # (b, q, k): the first cell of each query's window
     # Two ways to the same cells: look each one up, or tabulate every window of x once and look up one row
-    # per query. The table pays off where queries outnumber windows (upscaling a 32^3 tile to 65536 points:
-    # 2.7x faster), not in training (1024 points a tile: 13x slower).
+    # per query. The table pays off where queries outnumber windows (upscaling), not in training (1024
+    # points a tile); the timings are in the README's Performance section.
     windows = math.prod(n + support - 1 for n in spatial)
     lookup = _cells_by_window if coords.shape[1] >= windows else _cells_by_index
     values = lookup(x, first, support)  # (b, q, c * s^k)

@@ -109,7 +109,8 @@ class Hyponet(nn.Module):
         value, rest = base[..., :c], base[..., c:]
         n = (rest.shape[-1] - self.rank) // c  # cells per channel
         near = rest[..., : c * n].unflatten(-1, (c, n))  # (b, q, c, n)
-        # The sample standard deviation, written out: torch.std over these short rows is 7x slower.
+        # The sample standard deviation, written out: torch.std over these short rows is several times slower
+        # (README, Performance).
         centred = near - near.mean(dim=-1, keepdim=True)
         spread = (centred.square().sum(dim=-1) / (n - 1)).sqrt() + CONTRAST_FLOOR  # (b, q, c)
         shape = (near - value[..., None]) / spread[..., None]

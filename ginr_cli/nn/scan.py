@@ -36,10 +36,26 @@ Backend = Literal["auto", "reference", "torch", "cpp", "triton", "cuda"]
 # Time steps per block in the pure-PyTorch backend: bounds the (steps, b, e, s) state buffer without grad.
 TORCH_BLOCK = 256
 
-try:  # optional: the fused CUDA kernel (pip install 'ginr[cuda]')
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan
-except Exception:  # ImportError, or a broken build that fails at import
-    _mamba_ssm_scan = None
+
+def _import_mamba_ssm():
+    """mamba-ssm's fused CUDA scan (pip install 'ginr[cuda]'), or None; and why not, where it is installed
+    but fails to import (a build for another torch or CUDA): `-v` shows that reason once."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception as err:  # an ImportError from its compiled extension, or whatever else its import raises
+        if isinstance(err, ModuleNotFoundError) and err.name == "mamba_ssm":
+            return None, None  # not installed: nothing to say
+        return None, f"{type(err).__name__}: {' '.join(str(err).split())}"
+    return selective_scan_fn, None
+
+
+_mamba_ssm_scan, _mamba_ssm_error = _import_mamba_ssm()
+
+
+@functools.cache
+def _say_why_mamba_ssm_is_off() -> None:
+    if _mamba_ssm_error is not None:
+        log.info("mamba-ssm is installed but does not import, so its CUDA scan is off (%s)", _mamba_ssm_error)
 
 
 def _discretize_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool) -> Tensor:
@@ -200,6 +216,7 @@ def available_backends() -> list[str]:
 def resolve_backend(backend: Backend, device: torch.device) -> str:
     """The concrete backend `auto` means for tensors on `device`; the environment variable
     GINR_SCAN_BACKEND, when set, overrides `auto` (to rule a kernel out when something goes wrong)."""
+    _say_why_mamba_ssm_is_off()
     if backend != "auto":
         return backend
     forced = os.environ.get("GINR_SCAN_BACKEND", "auto")
@@ -250,9 +267,10 @@ def selective_scan(
         raise ValueError(f"reverse needs one flag per group ({groups}), got {len(reverse)}")
     name = resolve_backend(backend, u.device)
     if name == "cuda" and (_mamba_ssm_scan is None or u.device.type != "cuda"):
+        why = f"; it is installed but does not import ({_mamba_ssm_error})" if _mamba_ssm_error else ""
         raise RuntimeError(
             "the 'cuda' scan backend needs mamba-ssm and CUDA tensors: pip install 'ginr[cuda]' on a CUDA "
-            "machine, or use backend='auto'"
+            f"machine, or use backend='auto'{why}"
         )
     if name == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(

@@ -1,9 +1,10 @@
 """Buffers the encoder's blocks share during one inference forward.
 
 Each BiMamba block makes four (b, >= 2e, l) tensors: 320 MB at L = 16384, d = 256. Allocated fresh in
-every block, each is a new memory mapping whose pages fault in on first touch (about 22 ms per 64 MB on a
-2-core Xeon), a cost that grows faster than the work. With a workspace the first block allocates them and
-the others write into the same memory; it is dropped with the forward, so nothing is held afterwards.
+every block, each is a new memory mapping whose pages fault in on first touch, a cost that grows faster
+than the work (scripts/bench_workspace.py measures it; the README's Performance section has the figures).
+With a workspace the first block allocates them and the others write into the same memory; it is dropped
+with the forward, so nothing is held afterwards.
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ BAD_LATENTS = {
     "future-format.safetensors": "newer than this ginr reads",
     "empty-range.safetensors": "normalisation range is empty",
     "tiles-not-fitting.safetensors": "does not fit the source shape",
-    "wrong-rank.safetensors": "expected (frames, tiles, m, d)",
+    "wrong-rank.safetensors": "ginr.codes shape must be four counts (frames, tiles, m, d)",
     "integer-steps.safetensors": "positive numbers",
     "negative-steps.safetensors": "positive numbers",
     "wrong-width.safetensors": "the model needs",

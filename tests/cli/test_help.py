@@ -1,9 +1,11 @@
+import re
 import subprocess
 import sys
 
 import pytest
 
 from ginr_cli import __version__
+from ginr_cli.nn.config import PRESETS
 
 COMMANDS = ["upscale", "encode", "decode", "train", "eval", "info"]
 KEY_OPTION = {
@@ -58,3 +60,10 @@ def test_every_command_help_shows_an_example(ginr, command):
     result = ginr(command, "--help")
     assert "Examples:" in result.stdout
     assert f"ginr {command} " in result.stdout or f"ginr_cli {command} " in result.stdout
+
+
+def test_train_help_lists_every_preset(ginr):
+    """From the registry: the hand-written list lacked codec-2d and codec-3d."""
+    text = re.sub(r"\s+", " ", ginr("train", "--help").stdout).replace("- ", "-")  # unwrapped
+    for name in PRESETS:
+        assert name in text

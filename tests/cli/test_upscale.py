@@ -230,3 +230,21 @@ def test_decoding_to_an_output_too_big_for_memory_is_refused(ginr, nifti_latent,
     assert result.exit_code == 1, result.output
     assert "the output would be 330000x410000x250000 " in result.stderr
     assert not (tmp_path / "big.nii.gz").exists()
+
+
+def test_verbose_says_once_why_an_installed_mamba_ssm_is_not_used(
+    ginr, broken_mamba_ssm, mixed_folder, model_2d, tmp_path
+):
+    """A build of mamba-ssm for another CUDA falls back to the other scans quietly; `-v` says why, once,
+    though a 24x20 image at x2 runs the scan in every layer of several tiles."""
+    from ginr_cli.nn import scan
+
+    line = f"mamba-ssm is installed but does not import, so its CUDA scan is off ({broken_mamba_ssm})"
+    src = mixed_folder / "a.jpg"
+    verbose = ginr("upscale", src, tmp_path / "v.png", "--scale", "2", "--model", model_2d, "-v")
+    assert verbose.exit_code == 0, verbose.output
+    assert verbose.stderr.splitlines().count(line) == 1, verbose.stderr
+    scan._say_why_mamba_ssm_is_off.cache_clear()  # a new process, as it were
+    plain = ginr("upscale", src, tmp_path / "p.png", "--scale", "2", "--model", model_2d)
+    assert plain.exit_code == 0, plain.output
+    assert "mamba-ssm" not in plain.stderr

@@ -45,10 +45,16 @@ def test_bicubic_on_set5_x2_is_close_to_the_published_figure():
     assert abs(np.mean(scores) - 33.66) < 0.4
 
 
-def _reference_ssim(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+def _reference_ssim(pred: np.ndarray, truth: np.ndarray, data_range: float, **options) -> float:
     """scikit-image's SSIM as the literature defines it (Wang et al. 2004): Gaussian window, sigma 1.5."""
     return structural_similarity(
-        pred, truth, data_range=data_range, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        pred,
+        truth,
+        data_range=data_range,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        **options,
     )
 
 
@@ -64,6 +70,24 @@ def test_ssim_equals_scikit_image_in_2d_and_3d(shape, data_range):
         assert ssim(pred, truth, data_range) == pytest.approx(
             _reference_ssim(pred, truth, data_range), abs=1e-9
         )
+
+
+@pytest.mark.parametrize(
+    ("shape", "win_size"),
+    [((40, 44, 6), 5), ((40, 44, 1), 1), ((12, 7), 7), ((3, 30), 3), ((20, 2, 15), 1), ((10, 10, 10), 9)],
+)
+def test_ssim_with_an_axis_shorter_than_the_window_is_scikit_images_with_the_window_that_fits(
+    shape, win_size
+):
+    """A 6-slice volume once crashed `ginr eval` (a window of 11 does not fit in 6): it is scored as
+    scikit-image scores it with the largest odd `win_size` that fits, which is what that library asks for."""
+    rng = np.random.default_rng(sum(shape))
+    truth = rng.random(shape) * 100
+    pred = truth + rng.normal(0, 10, shape)
+    assert ssim(pred, truth, 100.0) == pytest.approx(
+        _reference_ssim(pred, truth, 100.0, win_size=win_size), abs=1e-9
+    )
+    assert ssim(truth, truth, 100.0) == pytest.approx(1.0)
 
 
 def test_image_and_volume_scores_equal_scikit_image_on_what_they_measure():

@@ -1,10 +1,12 @@
 """The latent file, format 2: quantised integers entropy-coded in a plain safetensors file."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from ginr_cli.errors import GinrError
 from ginr_cli.io.latents import LatentFile, load_latent, pack_codes, save_latent, unpack_codes
@@ -60,10 +62,56 @@ def test_a_latent_round_trips_and_is_a_plain_safetensors_file(tmp_path):
 
 
 def test_format_1_is_refused_with_what_to_do(tmp_path):
-    from safetensors.torch import save_file
-
     path = tmp_path / "old.safetensors"
     meta = {"ginr.format": "1", "ginr.source": json.dumps(SOURCE)}
     save_file({"latents": torch.zeros(1, 1, 4, 8)}, str(path), metadata=meta)
     with pytest.raises(GinrError, match="latent format 1 .* encode the source again"):
         load_latent(path)
+
+
+def _saved_with(tmp_path, key: str, changes: dict, drop: tuple = ()) -> Path:
+    """A valid latent whose metadata object under `key` has `changes` made and the fields `drop` removed."""
+    integers, steps = torch.zeros(1, 2, 6, 4), torch.ones(4)
+    tiles = {"shape": [12, 16], "tile": [12, 16], "overlap": 0}
+    path = tmp_path / "a.safetensors"
+    save_latent(path, LatentFile(integers, steps, "m", "0123456789abcdef", SOURCE, {"lo": 0, "hi": 1}, tiles))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    value = {k: v for k, v in json.loads(metadata[key]).items() if k not in drop} | changes
+    save_file(load_file(path), str(path), metadata=metadata | {key: json.dumps(value)})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("key", "changes", "drop", "message"),
+    [
+        (
+            "ginr.source",
+            {"dpi": [0, 72]},
+            (),
+            "ginr.source dpi must be null or two positive numbers, not [0, 72]",
+        ),
+        (
+            "ginr.source",
+            {"kind": "movie"},
+            (),
+            "ginr.source kind must be image or nifti or tiff, not 'movie'",
+        ),
+        ("ginr.source", {"channels": True}, (), "ginr.source channels must be 1 or 3, not True"),
+        ("ginr.source", {}, ("mode", "bit_depth"), "ginr.source lacks mode, bit_depth"),
+        ("ginr.source", {"kind": "nifti"}, (), "ginr.source lacks spacing, unit, affine, axes, sform_code"),
+        ("ginr.model", {"fingerprint": 7}, (), "ginr.model fingerprint must be a string, not 7"),
+        ("ginr.normalization", {"hi": "1"}, (), "ginr.normalization hi must be a number, not '1'"),
+        ("ginr.normalization", {"lo": -(10**400)}, (), "ginr.normalization lo must be a number, not -1000"),
+        ("ginr.tiles", {"tile": [12, 0]}, (), "ginr.tiles tile must be a list of sizes, not [12, 0]"),
+        ("ginr.codes", {"dtype": "int32"}, (), "ginr.codes dtype must be int8 or int16, not 'int32'"),
+    ],
+)
+def test_broken_metadata_is_one_line_naming_the_field(tmp_path, key, changes, drop, message):
+    """Every metadata object is checked against one schema, whose error names the key and the field (a
+    number fingerprint or a string bound once passed, turned into a string or a float; 10**400 crashed)."""
+    path = _saved_with(tmp_path, key, changes, drop)
+    with pytest.raises(GinrError) as err:
+        load_latent(path)
+    assert str(err.value).startswith(f"{path}: broken latent metadata: {message}")
+    assert "\n" not in str(err.value)

@@ -1,10 +1,15 @@
 """Every scan backend is held to the sequential reference, forward and gradients."""
 
+import importlib.abc
+import logging
+import sys
+
 import pytest
 import torch
 
 from ginr_cli.nn import scan
 from ginr_cli.nn.scan import selective_scan, selective_scan_ref
+from tests.conftest import LIBCUDART, forget_mamba_ssm
 
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -119,6 +124,35 @@ def test_unknown_or_unavailable_backend_is_refused():
             selective_scan(**inputs, backend="cuda")
     with pytest.raises(KeyError):
         selective_scan(**inputs, backend="nonsense")
+
+
+def test_a_mamba_ssm_that_does_not_import_says_why_once(broken_mamba_ssm, caplog):
+    """Installed but broken (built for another CUDA): the reason is logged at INFO, which `-v` shows, on the
+    first scan and not on every one; the explicit 'cuda' backend names it too."""
+    assert broken_mamba_ssm == f"ImportError: {LIBCUDART}"
+    inputs = {k: v.detach() for k, v in make_inputs(1, 2, 2, 3).items()}
+    with caplog.at_level(logging.INFO, logger="ginr_cli"):
+        for _ in range(3):
+            selective_scan(**inputs, backend="torch")
+    said = [r.getMessage() for r in caplog.records if "mamba-ssm" in r.getMessage()]
+    why = f"mamba-ssm is installed but does not import, so its CUDA scan is off ({broken_mamba_ssm})"
+    assert said == [why]
+    with pytest.raises(RuntimeError, match="installed but does not import .ImportError: libcudart"):
+        selective_scan(**inputs, backend="cuda")
+
+
+class _NoMambaSsm(importlib.abc.MetaPathFinder):
+    """mamba_ssm not installed, where it is: the error Python raises when no finder has it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "mamba_ssm":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def test_a_mamba_ssm_that_is_not_installed_says_nothing(monkeypatch):
+    forget_mamba_ssm(monkeypatch)
+    monkeypatch.setattr(sys, "meta_path", [_NoMambaSsm(), *sys.meta_path])
+    assert scan._import_mamba_ssm() == (None, None)
 
 
 @pytest.mark.skipif(

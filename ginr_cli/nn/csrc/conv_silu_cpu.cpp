@@ -1,5 +1,5 @@
 // Mamba's depthwise conv and its SiLU, fused, for the CPU, forward and backward: one pass per (batch,
-// channel) row instead of mkldnn's depthwise conv (about 1 GMAC/s at these shapes) and a separate SiLU.
+// channel) row instead of mkldnn's depthwise conv (slow at these shapes) and a separate SiLU.
 //
 //   a_t = bias + sum_k w_k x_{t + o_k},   y_t = silu(a_t),   x outside [0, l) is 0
 //   o_k = k - (K - 1)   causal, the forward Mamba's conv

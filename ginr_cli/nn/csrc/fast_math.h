@@ -144,8 +144,8 @@ struct Exp2Avx512 {
 #endif
 
 // exp2_decay on the two 32-byte halves: GCC 12 turns the comparisons of its clamps on 64-byte vectors into 16
-// scalar ones where the CPU has no 64-byte registers (AVX2: 5x slower), not those of 32-byte vectors. For
-// CPUs without AVX-512 (with it, Exp2Avx512 runs).
+// scalar ones where the CPU has no 64-byte registers (AVX2: several times slower, see the README's
+// Performance section), not those of 32-byte vectors. For CPUs without AVX-512 (with it, Exp2Avx512 runs).
 struct Exp2Portable {
   GINR_INLINE f32x16 operator()(f32x16 t) const {
     f32x8 half[2];
