@@ -38,6 +38,16 @@ def test_a_sample_is_the_donor_axis_thick_sliced_and_turned_into_place():
     assert torch.allclose(offset, offset[0].expand_as(offset))
 
 
+def test_the_thick_axis_takes_the_sharp_spacing_where_it_is_turned_to():
+    # a ramp along the thick axis z (4 mm slices): 2 of its slices, stretched to the 8 sharp voxels they
+    # will stand in for along x, rise by a quarter of a slice per voxel (a whole slice without resampling)
+    volume = torch.arange(20, dtype=torch.float32)[None, None, :].expand(64, 20, 20).contiguous()
+    low, _, _, _ = _sample(volume, (2, 0, 4.0), 8, 100, np.random.default_rng(0))
+    steps = low[0, 2:6, 0, 0].diff()  # along x, away from the edges where the interpolation clamps
+    assert torch.allclose(steps.abs(), torch.full_like(steps, 0.25))
+    assert torch.all(low[0].std(dim=(1, 2)) == 0)
+
+
 def test_fitting_lowers_the_error_on_a_real_scan_and_leaves_the_model_alone():
     torch.manual_seed(0)
     model = untrained(MambaGINR(tiny_config(3)))
