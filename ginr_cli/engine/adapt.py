@@ -5,10 +5,11 @@ scan shows along the in-plane ones, with its own anatomy, contrast and noise. Tr
 the input itself (SMORE, Zhao et al. 2020, does this with 2D networks): a crop is averaged over slabs of
 the wanted factor along a full-resolution axis, and that axis is turned to where the thick one lies, so
 the model learns to undo exactly the degradation it will face, on this scan. The thick axis, turned to
-where the sharp one was, is first resampled to the sharp spacing, so that anatomy keeps the size in voxels
-it has at inference (the `volume` card measures both). Where no axis is at full resolution (every axis
-upscaled), the thick axis itself is thinned once more (ZSSR, Shocher et al. 2018). The model passed in
-is not changed: a fitted copy is returned.
+where the sharp one was, is in half the samples first resampled to the sharp spacing with a cubic spline,
+so that anatomy keeps the size in voxels it has at inference, and in the other half left as it is, with
+the sharper detail of the real slices (the `volume` card measures each choice and the mix). Where no
+axis is at full resolution (every axis upscaled), the thick axis itself is thinned once more (ZSSR,
+Shocher et al. 2018). The model passed in is not changed: a fitted copy is returned.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ginr_cli.nn.ginr import MambaGINR
 ADAPT_LR = 5e-4
 ADAPT_BATCH = 4
 ADAPT_QUERIES = 4096
+RESAMPLED_SHARE = 0.5  # of the samples whose thick axis is resampled before it is turned
 
 
 def plan_axes(shape: Sequence[int], scales: Sequence[float], tile: int) -> list[tuple[int, int, float]]:
@@ -42,23 +44,27 @@ def plan_axes(shape: Sequence[int], scales: Sequence[float], tile: int) -> list[
     return pairs
 
 
+def to_sharp_spacing(volume: torch.Tensor, axis: int, factor: float) -> torch.Tensor:
+    """`volume` with `axis` resampled `factor` times finer by a cubic spline, the field of view kept."""
+    from scipy import ndimage
+
+    zoom = [factor if d == axis else 1.0 for d in range(volume.dim())]
+    fine = ndimage.zoom(volume.numpy(), zoom, order=3, mode="nearest", grid_mode=True)
+    return torch.from_numpy(fine.astype(np.float32))
+
+
 def _sample(volume: torch.Tensor, pair, tile: int, queries: int, rng: np.random.Generator):
-    """One training sample from `volume` (*spatial): (input (1, *tile), coords (q, k), cell (k,),
+    """One training sample from `volume` (*spatial; for a donor other than the thick axis, with the thick
+    axis already at the sharp spacing, `to_sharp_spacing`): (input (1, *tile), coords (q, k), cell (k,),
     target (q, 1))."""
     thick, donor, factor = pair
     size = [tile] * volume.dim()
     size[donor] = round(tile * factor)
-    if donor != thick:  # fewer thick slices, stretched below to the sharp spacing they will stand in for
-        size[thick] = max(2, round(tile / factor))
     start = [int(rng.integers(n - s + 1)) for n, s in zip(volume.shape, size, strict=True)]
     crop = volume[tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))]
     flips = [d for d in range(volume.dim()) if rng.random() < 0.5]
     crop = crop.flip(flips) if flips else crop
-    if donor != thick:
-        stretched = list(crop.shape)
-        stretched[thick] = tile
-        crop = F.interpolate(crop[None, None], size=stretched, mode="trilinear", align_corners=False)[0, 0]
-        crop = crop.transpose(donor, thick)
+    crop = crop.transpose(donor, thick) if donor != thick else crop
     low = F.interpolate(crop[None, None].float(), size=[tile] * volume.dim(), mode="area")[0]
     picks = rng.choice(crop.numel(), size=queries, replace=crop.numel() < queries)
     index = np.unravel_index(picks, crop.shape)
@@ -84,7 +90,9 @@ def adapt(
     pairs = plan_axes(source.shape[1:], scales, tile)
     if steps <= 0 or not pairs or model.cfg.latent.grid:
         return model
-    fitted = copy.deepcopy(model).to(device)
+    # 3D convolutions run faster channels-last on the CPU
+    memory = torch.channels_last_3d if model.cfg.rank == 3 else torch.preserve_format
+    fitted = copy.deepcopy(model).to(device, memory_format=memory)
     fitted.train()
     optimizer = torch.optim.AdamW(fitted.parameters(), lr=ADAPT_LR, weight_decay=0.0)
     volume = torch.from_numpy(np.ascontiguousarray(source[0], dtype=np.float32))
@@ -92,15 +100,21 @@ def adapt(
     if any(short):  # its edges, as tiling does
         pad = [p for n in reversed(short) for p in (n // 2, n - n // 2)]
         volume = F.pad(volume[None, None], pad, mode="replicate")[0, 0]
+    sharp = {(a, f): to_sharp_spacing(volume, a, f) for a, b, f in pairs if b != a}
+    sources = [sharp[(a, f)] if b != a else volume for a, b, f in pairs]
     rng = np.random.default_rng(seed)
+
+    def draw(i: int):  # a sample of pair i, its thick axis resampled or as it is
+        return _sample(
+            sources[i] if rng.random() < RESAMPLED_SHARE else volume, pairs[i], tile, ADAPT_QUERIES, rng
+        )
+
     with torch.inference_mode(False), torch.enable_grad():
         for step in range(steps):
             for group in optimizer.param_groups:  # cosine decay to a tenth
                 group["lr"] = ADAPT_LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-            batch = [
-                _sample(volume, pairs[rng.integers(len(pairs))], tile, ADAPT_QUERIES, rng)
-                for _ in range(ADAPT_BATCH)
-            ]
+            picks = rng.integers(len(pairs), size=ADAPT_BATCH)
+            batch = [draw(i) for i in picks]
             x, coords, cell, target = (torch.stack(parts).to(device) for parts in zip(*batch, strict=True))
             loss = F.l1_loss(fitted(x, coords, cell, use_base=True).float(), target)
             optimizer.zero_grad(set_to_none=True)

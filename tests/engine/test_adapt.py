@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ginr_cli.engine import normalize
-from ginr_cli.engine.adapt import _sample, adapt, plan_axes
+from ginr_cli.engine.adapt import _sample, adapt, plan_axes, to_sharp_spacing
 from ginr_cli.engine.evaluate import thick_slices
 from ginr_cli.nn.ginr import MambaGINR
 from tests.conftest import tiny_config, untrained
@@ -39,12 +39,15 @@ def test_a_sample_is_the_donor_axis_thick_sliced_and_turned_into_place():
 
 
 def test_the_thick_axis_takes_the_sharp_spacing_where_it_is_turned_to():
-    # a ramp along the thick axis z (4 mm slices): 2 of its slices, stretched to the 8 sharp voxels they
-    # will stand in for along x, rise by a quarter of a slice per voxel (a whole slice without resampling)
+    # a ramp along the thick axis z (4 mm slices), resampled to 1 mm by a cubic spline: 4 voxels a slice,
+    # so turned to x it rises by a quarter of a slice per voxel (a whole slice without resampling)
     volume = torch.arange(20, dtype=torch.float32)[None, None, :].expand(64, 20, 20).contiguous()
-    low, _, _, _ = _sample(volume, (2, 0, 4.0), 8, 100, np.random.default_rng(0))
-    steps = low[0, 2:6, 0, 0].diff()  # along x, away from the edges where the interpolation clamps
-    assert torch.allclose(steps.abs(), torch.full_like(steps, 0.25))
+    sharp = to_sharp_spacing(volume, 2, 4.0)
+    assert sharp.shape == (64, 20, 80)
+    np.testing.assert_allclose(sharp[0, 0, 20:-20].diff().numpy(), 0.25, atol=1e-3)  # a spline keeps a ramp
+    low, _, _, _ = _sample(sharp, (2, 0, 4.0), 8, 100, np.random.default_rng(0))
+    steps = low[0, :, 0, 0].diff()
+    assert torch.allclose(steps.abs(), torch.full_like(steps, 0.25), atol=0.05)  # the edges bend it a little
     assert torch.all(low[0].std(dim=(1, 2)) == 0)
 
 
@@ -69,3 +72,19 @@ def test_fitting_lowers_the_error_on_a_real_scan_and_leaves_the_model_alone():
 
     assert error(fitted) < 0.9 * error(model)
     assert adapt(model, source, (1, 1, 1), 40, torch.device("cpu")) is model  # nothing to learn
+
+
+def test_half_the_samples_see_the_thick_axis_resampled_and_half_as_it_is(monkeypatch):
+    from ginr_cli.engine import adapt as adapt_module
+
+    seen = []
+
+    def recording(volume, *args):
+        seen.append(tuple(volume.shape))
+        return _sample(volume, *args)
+
+    monkeypatch.setattr(adapt_module, "_sample", recording)
+    source = np.random.default_rng(0).standard_normal((1, 64, 64, 16)).astype(np.float32)
+    adapt(untrained(MambaGINR(tiny_config(3))), source, (1, 1, 2), 25, torch.device("cpu"))
+    resampled = sum(shape == (64, 64, 32) for shape in seen)
+    assert len(seen) == 100 and set(seen) == {(64, 64, 32), (64, 64, 16)} and 30 <= resampled <= 70
