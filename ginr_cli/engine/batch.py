@@ -245,8 +245,10 @@ def run_jobs(
     """Run `process` on each job in turn. Ctrl+C (KeyboardInterrupt) anywhere in the loop stops it with
     `summary.interrupted` set; the file being written then leaves nothing behind (atomic writes)."""
     summary = Summary()
+    index, job, before = 0, None, None
     try:
         for index, job in enumerate(jobs):
+            before = _identity(job.dst)
             if on_start:
                 on_start(index, job)
             outcome = _run_one(job, process, overwrite)
@@ -255,7 +257,19 @@ def run_jobs(
                 on_end(index, outcome)
     except KeyboardInterrupt:
         summary.interrupted = True
+        # Ctrl+C between the output's rename and its outcome: the file is complete, so it counts as done
+        if job is not None and len(summary.outcomes) == index and _identity(job.dst) not in (None, before):
+            summary.outcomes.append(Outcome(job, "done"))
     return summary
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of `path`, None where it does not exist: tells a file just written from an old one."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _run_one(job: Job, process: Callable[[Job], Any], overwrite: bool) -> Outcome:

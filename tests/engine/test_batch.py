@@ -2,7 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from ginr_cli.engine.batch import Summary, count_unread, describe_unread, is_clutter, plan_jobs
+from ginr_cli.engine.batch import (
+    Job,
+    Summary,
+    count_unread,
+    describe_unread,
+    is_clutter,
+    plan_jobs,
+    run_jobs,
+)
 from ginr_cli.errors import GinrError, UsageError
 
 
@@ -70,3 +78,31 @@ def test_a_clutter_file_named_alone_fails_with_a_reason(tmp_path):
     touch(tmp_path, "._a.png")
     plan = plan_jobs([tmp_path / "._a.png"], tmp_path / "out", is_png)
     assert "operating system" in plan.jobs[0].problem
+
+
+def _jobs(tmp_path: Path, names: list[str]) -> list[Job]:
+    (tmp_path / "out").mkdir()
+    return [Job(tmp_path / name, tmp_path / "out" / name) for name in names]
+
+
+def test_ctrl_c_just_after_an_output_is_written_counts_it_done(tmp_path):
+    jobs = _jobs(tmp_path, ["a.png", "b.png"])
+
+    def write_then_interrupt(job):
+        job.dst.write_bytes(b"complete")  # renamed into place, and then Ctrl+C comes
+        raise KeyboardInterrupt
+
+    summary = run_jobs(jobs, write_then_interrupt)
+    assert summary.interrupted and summary.exit_code == 130
+    assert [(o.job.dst.name, o.status) for o in summary.outcomes] == [("a.png", "done")]
+
+
+def test_ctrl_c_before_an_output_is_written_counts_nothing(tmp_path):
+    jobs = _jobs(tmp_path, ["a.png"])
+    jobs[0].dst.write_bytes(b"an old output, overwritten")
+
+    def interrupt(job):
+        raise KeyboardInterrupt
+
+    summary = run_jobs(jobs, interrupt, overwrite=True)
+    assert summary.interrupted and summary.outcomes == []
