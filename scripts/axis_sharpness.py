@@ -1,8 +1,8 @@
 """How sharp a scan is along each of its axes: the share of each axis's power spectrum above half and above
 a quarter of the Nyquist frequency (every line along the axis, the volume scaled by its own 0.5-99.5
 percentile range, as the models see it). An axis with much less of it than the others was acquired or
-resampled coarser: an upscaler that learns what thick slicing removes from the sharp axes (`--adapt`)
-then restores more detail than that axis ever held.
+resampled coarser: thick slicing removes less along it, and interpolation leaves an upscaler less to
+gain there (the `volume` card).
 
     python scripts/axis_sharpness.py data/volumes/eval/*.nii.gz data/volumes/subject/*.nii.gz
 """
