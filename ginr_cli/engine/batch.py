@@ -245,10 +245,10 @@ def run_jobs(
     """Run `process` on each job in turn. Ctrl+C (KeyboardInterrupt) anywhere in the loop stops it with
     `summary.interrupted` set; the file being written then leaves nothing behind (atomic writes)."""
     summary = Summary()
-    index, job, before = 0, None, None
+    watch = None  # (index, job, its output's identity before it ran)
     try:
         for index, job in enumerate(jobs):
-            before = _identity(job.dst)
+            watch = (index, job, _identity(job.dst))
             if on_start:
                 on_start(index, job)
             outcome = _run_one(job, process, overwrite)
@@ -258,8 +258,8 @@ def run_jobs(
     except KeyboardInterrupt:
         summary.interrupted = True
         # Ctrl+C between the output's rename and its outcome: the file is complete, so it counts as done
-        if job is not None and len(summary.outcomes) == index and _identity(job.dst) not in (None, before):
-            summary.outcomes.append(Outcome(job, "done"))
+        if watch and watch[0] == len(summary.outcomes) and _identity(watch[1].dst) not in (None, watch[2]):
+            summary.outcomes.append(Outcome(watch[1], "done"))
     return summary
 
 

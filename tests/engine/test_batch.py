@@ -106,3 +106,14 @@ def test_ctrl_c_before_an_output_is_written_counts_nothing(tmp_path):
 
     summary = run_jobs(jobs, interrupt, overwrite=True)
     assert summary.interrupted and summary.outcomes == []
+
+
+def test_ctrl_c_after_an_outcome_is_counted_counts_it_once(tmp_path):
+    jobs = _jobs(tmp_path, ["a.png", "b.png"])
+
+    def interrupt_after_the_first(index, outcome):
+        raise KeyboardInterrupt
+
+    summary = run_jobs(jobs, lambda job: job.dst.write_bytes(b"complete"), on_end=interrupt_after_the_first)
+    assert summary.interrupted
+    assert [(o.job.dst.name, o.status) for o in summary.outcomes] == [("a.png", "done")]
