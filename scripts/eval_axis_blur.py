@@ -21,9 +21,9 @@ import torch
 from axis_sharpness import high_band_share
 from scipy import ndimage
 
-from ginr_cli.engine import metrics, normalize
+from ginr_cli.engine import metrics
 from ginr_cli.engine.adapt import adapt
-from ginr_cli.engine.evaluate import thick_slices
+from ginr_cli.engine.evaluate import thick_sliced
 from ginr_cli.engine.infer import default_grid, resample
 from ginr_cli.engine.tiling import OutputGrid
 from ginr_cli.io.checkpoints import find_model, load_model
@@ -37,11 +37,7 @@ def main() -> None:
     device = torch.device("cpu")
     model, _ = load_model(find_model("volume"), device)
     volume = read_volume(path).data[0].astype(np.float64)
-    n = volume.shape[axis] - volume.shape[axis] % factor
-    truth = np.take(volume, np.arange(n), axis=axis)
-    lr = thick_slices(truth, axis, factor)
-    norm = normalize.for_volume(lr)
-    source = norm.apply(lr.astype(np.float32))[None]
+    truth, lr, norm, source = thick_sliced(volume, axis, factor)
     zoom = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
     net = adapt(model, source, zoom, steps, device)
     grid, out_grid = default_grid(net, lr.shape), OutputGrid.full(lr.shape, truth.shape)

@@ -119,6 +119,16 @@ def thick_slices(volume: np.ndarray, axis: int, factor: int) -> np.ndarray:
     return cropped.reshape(shape).mean(axis=axis + 1)
 
 
+def thick_sliced(volume: np.ndarray, axis: int, factor: int):
+    """The evaluation case of `volume` thick-sliced by `factor` along `axis`: (truth cropped to a multiple of
+    the factor, the thick slices, their normalisation, the normalised input the model reads)."""
+    n = volume.shape[axis] - volume.shape[axis] % factor
+    truth = np.take(volume, np.arange(n), axis=axis)
+    lr = thick_slices(truth, axis, factor)
+    norm = normalize.for_volume(lr)
+    return truth, lr, norm, norm.apply(lr.astype(np.float32))[None]
+
+
 def evaluate_volume(
     model: MambaGINR,
     device,
@@ -140,11 +150,7 @@ def evaluate_volume(
     for factor in factors:
         if factor > volume.shape[axis]:
             raise GinrError(f"--scales {factor}: only {volume.shape[axis]} slices along axis {axis}", path)
-        n = volume.shape[axis] - volume.shape[axis] % factor
-        truth = np.take(volume, np.arange(n), axis=axis)
-        lr = thick_slices(truth, axis, factor)
-        norm = normalize.for_volume(lr)
-        source = norm.apply(lr.astype(np.float32))[None]
+        truth, lr, norm, source = thick_sliced(volume, axis, factor)
         grid = default_grid(model, lr.shape)
         scales = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
         net = fit_to_scan(model, source, scales, adapt, device)
