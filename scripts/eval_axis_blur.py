@@ -19,15 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from axis_sharpness import high_band_share
+from fitted_case import fitted_case
 from scipy import ndimage
 
 from ginr_cli.engine import metrics
-from ginr_cli.engine.adapt import adapt
-from ginr_cli.engine.evaluate import thick_sliced
-from ginr_cli.engine.infer import default_grid, resample
-from ginr_cli.engine.tiling import OutputGrid
-from ginr_cli.io.checkpoints import find_model, load_model
-from ginr_cli.io.volumes import read_volume
+from ginr_cli.engine.infer import resample
 
 SIGMAS = (0.0, 0.25, 0.4, 0.55, 0.7, 1.0)
 
@@ -35,16 +31,12 @@ SIGMAS = (0.0, 0.25, 0.4, 0.55, 0.7, 1.0)
 def main() -> None:
     path, axis, factor, steps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     device = torch.device("cpu")
-    model, _ = load_model(find_model("volume"), device)
-    volume = read_volume(path).data[0].astype(np.float64)
-    truth, lr, norm, source = thick_sliced(volume, axis, factor)
-    zoom = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
-    net = adapt(model, source, zoom, steps, device)
-    grid, out_grid = default_grid(net, lr.shape), OutputGrid.full(lr.shape, truth.shape)
-    out = resample(net, source, out_grid, device, grid=grid)
+    case = fitted_case(path, axis, factor, steps, device)
+    truth, lr, norm = case.truth, case.lr, case.norm
+    out = resample(case.net, case.source, case.out_grid, device, grid=case.grid)
     outputs = {
         "ginr": norm.invert(out[..., 0]).astype(np.float64),
-        "cubic-spline": ndimage.zoom(lr, zoom, order=3, mode="nearest", grid_mode=True),
+        "cubic-spline": ndimage.zoom(lr, case.zoom, order=3, mode="nearest", grid_mode=True),
     }
     low, high = np.percentile(truth, [0.5, 99.5])
 

@@ -16,28 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fitted_case import fitted_case
 
 from ginr_cli.engine import metrics
-from ginr_cli.engine.adapt import adapt
-from ginr_cli.engine.evaluate import thick_sliced
-from ginr_cli.engine.infer import default_grid, resample
-from ginr_cli.engine.tiling import OutputGrid
-from ginr_cli.io.checkpoints import find_model, load_model
-from ginr_cli.io.volumes import read_volume
+from ginr_cli.engine.infer import resample
 
 
 def main() -> None:
     path, axis, factor, steps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     device = torch.device("cpu")
-    model, _ = load_model(find_model("volume"), device)
-    volume = read_volume(path).data[0].astype(np.float64)
-    truth, lr, norm, source = thick_sliced(volume, axis, factor)
-    net = adapt(model, source, [t / s for t, s in zip(truth.shape, lr.shape, strict=True)], steps, device)
-    grid, out_grid = default_grid(net, lr.shape), OutputGrid.full(lr.shape, truth.shape)
+    case = fitted_case(path, axis, factor, steps, device)
+    source, truth, norm = case.source, case.truth, case.norm
     outputs = {}
     for flips in itertools.chain.from_iterable(itertools.combinations(range(3), k) for k in range(4)):
         flipped = np.flip(source, [f + 1 for f in flips]).copy()
-        out = resample(net, flipped, out_grid, device, grid=grid)[..., 0]
+        out = resample(case.net, flipped, case.out_grid, device, grid=case.grid)[..., 0]
         outputs[flips] = np.flip(out, flips).copy()
 
     def score(keys) -> list[float]:
