@@ -23,6 +23,9 @@ def evaluate(
     adapt: Annotated[
         int, typer.Option(min=0, help="Volumes: fit the model to each input first, as upscale --adapt.")
     ] = 0,
+    ensemble: Annotated[
+        bool, typer.Option("--ensemble", help="Average ginr over the input's flips, as upscale --ensemble.")
+    ] = False,
     kind: Annotated[
         str, typer.Option(help="image or volume (default: volume for NIfTI/TIFF files).")
     ] = "auto",
@@ -83,11 +86,11 @@ def evaluate(
     scores: list[ev.Score] = []
     for item in data:
         if which == "image":
-            scores += ev.evaluate_images(net, torch_device, item, values, on_score=show)
+            scores += ev.evaluate_images(net, torch_device, item, values, on_score=show, ensemble=ensemble)
         else:
             factors = [int(v) for v in values]
             scores += ev.evaluate_volume(
-                net, torch_device, item, factors, axis=axis, on_score=show, adapt=adapt
+                net, torch_device, item, factors, axis=axis, on_score=show, adapt=adapt, ensemble=ensemble
             )
     rows = ev.averages(scores)
     if plot:

@@ -81,6 +81,13 @@ def upscale(
             help="Volumes: gradient steps fitting the model to each scan first, from the scan itself (its sharp axes teach the thick one).",
         ),
     ] = 0,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble",
+            help="Average the model over the flips of each tile (4 for images, 8 for volumes): a little sharper, that many times slower.",
+        ),
+    ] = False,
     tile: Annotated[int | None, typer.Option(min=4, help="Tile side (default: the model's).")] = None,
     batch: BatchOption = 8,
     max_pixels: Annotated[
@@ -159,5 +166,6 @@ def upscale(
                 dtype=None if dtype == "keep" else dtype,
                 on_tiles=batch_run.reporter.tiles,
                 adapt=adapt,
+                ensemble=ensemble,
             )
         )

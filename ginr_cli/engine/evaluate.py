@@ -71,17 +71,18 @@ def _pil_resize(array: np.ndarray, size_wh: tuple[int, int], method) -> np.ndarr
 
 
 def upscale_array(
-    model: MambaGINR, device, lr: np.ndarray, out_hw: tuple[int, int], batch: int = 8
+    model: MambaGINR, device, lr: np.ndarray, out_hw: tuple[int, int], batch: int = 8, ensemble: bool = False
 ) -> np.ndarray:
-    """lr (h, w, c) in [0, 1] -> (H, W, c) in [0, 1] with the model."""
+    """lr (h, w, c) in [0, 1] -> (H, W, c) in [0, 1] with the model (over its flips with `ensemble`)."""
     source = normalize.IMAGE.apply(lr.astype(np.float32)).transpose(2, 0, 1)
     grid = default_grid(model, lr.shape[:2])
-    out = resample(model, source, OutputGrid.full(lr.shape[:2], out_hw), device, grid=grid, batch=batch)
+    out_grid = OutputGrid.full(lr.shape[:2], out_hw)
+    out = resample(model, source, out_grid, device, grid=grid, batch=batch, ensemble=ensemble)
     return np.clip(normalize.IMAGE.invert(out), 0, 1).astype(np.float64)
 
 
 def evaluate_images(
-    model: MambaGINR, device, folder: Path, scales: list[float], on_score=None
+    model: MambaGINR, device, folder: Path, scales: list[float], on_score=None, ensemble: bool = False
 ) -> list[Score]:
     scores = []
     for name, scale, lr_path, hr_path in image_pairs(folder, scales):
@@ -96,7 +97,7 @@ def evaluate_images(
                 h, w = hr.shape[:2]
             lr = _pil_resize(hr, (max(1, round(w / scale)), max(1, round(h / scale))), Image.BICUBIC)
         outputs = {
-            "ginr": upscale_array(model, device, lr, (h, w)),
+            "ginr": upscale_array(model, device, lr, (h, w), ensemble=ensemble),
             "bicubic": _pil_resize(lr, (w, h), Image.BICUBIC),
             "lanczos": _pil_resize(lr, (w, h), Image.LANCZOS),
         }
@@ -138,9 +139,11 @@ def evaluate_volume(
     batch: int = 8,
     on_score=None,
     adapt: int = 0,
+    ensemble: bool = False,
 ) -> list[Score]:
     """Thick slices along `axis` reconstructed by the model (fitted to each input first with `adapt`
-    steps, as `ginr upscale --adapt` does), trilinear and cubic-spline interpolation."""
+    steps, as `ginr upscale --adapt` does; over its flips with `ensemble`), trilinear and cubic-spline
+    interpolation."""
     from scipy import ndimage
 
     from ginr_cli.io.volumes import read_volume
@@ -154,7 +157,8 @@ def evaluate_volume(
         grid = default_grid(model, lr.shape)
         scales = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
         net = fit_to_scan(model, source, scales, adapt, device)
-        out = resample(net, source, OutputGrid.full(lr.shape, truth.shape), device, grid=grid, batch=batch)
+        out_grid = OutputGrid.full(lr.shape, truth.shape)
+        out = resample(net, source, out_grid, device, grid=grid, batch=batch, ensemble=ensemble)
         zoom = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
         # scipy's zoom with grid_mode=True keeps the field of view (voxel edges aligned), as ginr does.
         outputs = {

@@ -89,14 +89,33 @@ def _decode_each(
     return values
 
 
-def model_render(model: MambaGINR, source: np.ndarray, grid: TileGrid, device: torch.device) -> Render:
-    """Render callback that encodes each batch of tiles from `source` (c, *spatial), then decodes them."""
+def flip_sets(rank: int) -> list[tuple[int, ...]]:
+    """Every subset of the spatial axes: the 4 flips of an image, the 8 of a volume."""
+    return [tuple(a for a in range(rank) if mask >> a & 1) for mask in range(2**rank)]
+
+
+def model_render(
+    model: MambaGINR, source: np.ndarray, grid: TileGrid, device: torch.device, ensemble: bool = False
+) -> Render:
+    """Render callback that encodes each batch of tiles from `source` (c, *spatial), then decodes them.
+    With `ensemble`, each tile is also rendered flipped along every subset of its axes, its query points
+    mirrored with it (a tile's frame is symmetric about 0, so each value lands where it belongs), and the
+    outputs are averaged: the self-ensemble of EDSR+ (Lim et al. 2017), tile by tile so that streaming
+    still works."""
+    flips = flip_sets(len(grid.tile)) if ensemble else [()]
 
     def render(origins, coords, cells):
         tiles = torch.from_numpy(np.stack([_crop(source, o, grid) for o in origins])).to(device)
-        with torch.inference_mode():
-            latents, field = model.encode_with_features(tiles)  # (b, m, d), (b, *grid, f) or None
-            return _decode_each(model, latents, coords, cells, grid, device, tiles, field)
+        total = None
+        for axes in flips:
+            sign = np.array([-1.0 if a in axes else 1.0 for a in range(len(grid.tile))], dtype=np.float32)
+            flipped = tiles.flip([2 + a for a in axes]) if axes else tiles
+            mirrored = [c * sign for c in coords]
+            with torch.inference_mode():
+                latents, field = model.encode_with_features(flipped)  # (b, m, d), (b, *grid, f) or None
+                out = _decode_each(model, latents, mirrored, cells, grid, device, flipped, field)
+            total = out if total is None else [t + o for t, o in zip(total, out, strict=True)]
+        return total if len(flips) == 1 else [t / len(flips) for t in total]
 
     return render
 
@@ -145,14 +164,16 @@ def resample(
     batch: int = 8,
     sink: Callable[[int, np.ndarray], None] | None = None,
     on_tiles: OnTiles | None = None,
+    ensemble: bool = False,
 ) -> np.ndarray | None:
-    """Render `out` from `source` (c, *spatial, model units) with the model, tile by tile.
+    """Render `out` from `source` (c, *spatial, model units) with the model, tile by tile (averaged over
+    the flips of each tile with `ensemble`, see `model_render`).
 
     Returns (*out.shape, c) in model units, or streams slabs to `sink` (see `tiling.stitch`).
     """
     fitted, back = fit_channels(source, model)
     grid = grid or default_grid(model, source.shape[1:])
-    render = model_render(model, np.ascontiguousarray(fitted, dtype=np.float32), grid, device)
+    render = model_render(model, np.ascontiguousarray(fitted, dtype=np.float32), grid, device, ensemble)
     if sink is None:
         return back(stitch(grid, out, render, model.cfg.out_channels, batch, on_tiles=on_tiles))
     stitch(grid, out, render, model.cfg.out_channels, batch, lambda s, v: sink(s, back(v)), on_tiles)

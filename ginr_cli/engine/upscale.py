@@ -84,6 +84,7 @@ def upscale_image(
     max_pixels: int | None = None,
     quality: int | None = None,
     on_tiles: OnTiles | None = None,
+    ensemble: bool = False,
     **_: object,  # volume options
 ) -> Result:
     from ginr_cli.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
@@ -93,7 +94,9 @@ def upscale_image(
     image = read_image(src, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     if image.meta.frames > 1:
         del image
-        return upscale_animation(model, device, src, dst, target, tile, batch, max_pixels, quality, on_tiles)
+        return upscale_animation(
+            model, device, src, dst, target, tile, batch, max_pixels, quality, on_tiles, ensemble
+        )
     hw, channels = image.color.shape[:2], image.color.shape[2]
     out_hw = targets.image_shape(hw, target.scale, target.size, target.width, target.height)
     targets.check_output_fits(out_hw, channels, f"{out_hw[1]}x{out_hw[0]}")
@@ -104,14 +107,15 @@ def upscale_image(
         source[c] = normalize.IMAGE.apply(image.color[..., c])
     alpha, meta = image.alpha, image.meta
     del image
-    color = _render(model, device, source, out_hw, tile, batch, on_tiles)
+    color = _render(model, device, source, out_hw, tile, batch, on_tiles, ensemble)
     alpha = None if alpha is None else resize_alpha(alpha, out_hw)
     write_image(dst, color, alpha, meta, quality=quality)
     return Result(dst, hw, out_hw)
 
 
-def _render(model, device, source: np.ndarray, out_hw, tile, batch, on_tiles) -> np.ndarray:
-    """Source (c, h, w) in model units -> colour (out_h, out_w, c) in [0, 1]."""
+def _render(model, device, source: np.ndarray, out_hw, tile, batch, on_tiles, ensemble) -> np.ndarray:
+    """Source (c, h, w) in model units -> colour (out_h, out_w, c) in [0, 1] (over its flips with
+    `ensemble`)."""
     hw = source.shape[1:]
     color = np.empty((*out_hw, source.shape[0]), np.float32)
 
@@ -119,12 +123,12 @@ def _render(model, device, source: np.ndarray, out_hw, tile, batch, on_tiles) ->
         color[start : start + values.shape[0]] = np.clip(normalize.IMAGE.invert(values), 0.0, 1.0)
 
     grid = default_grid(model, hw, tile)
-    resample(model, source, OutputGrid.full(hw, out_hw), device, grid, batch, keep, on_tiles)
+    resample(model, source, OutputGrid.full(hw, out_hw), device, grid, batch, keep, on_tiles, ensemble)
     return color
 
 
 def upscale_animation(
-    model, device, src: Path, dst: Path, target: Target, tile, batch, max_pixels, quality, on_tiles
+    model, device, src: Path, dst: Path, target: Target, tile, batch, max_pixels, quality, on_tiles, ensemble
 ) -> Result:
     """A GIF, APNG or animated WebP: each frame's full canvas upscaled (colour by the model, alpha on its
     own), written with the durations and loop count; the progress counts the tiles of all frames."""
@@ -141,7 +145,7 @@ def upscale_animation(
         rgba = frame.astype(np.float32) / 255
         source = normalize.IMAGE.apply(np.ascontiguousarray(rgba[..., :3].transpose(2, 0, 1)))
         progress = None if on_tiles is None else _frame_progress(on_tiles, i, n)
-        color = _render(model, device, source, out_hw, tile, batch, progress)
+        color = _render(model, device, source, out_hw, tile, batch, progress, ensemble)
         opaque = bool((frame[..., 3] == 255).all())
         alpha = np.ones(out_hw, np.float32) if opaque else resize_alpha(rgba[..., 3].copy(), out_hw)
         out.append(np.rint(np.dstack([color, alpha]) * 255).astype(np.uint8))
@@ -186,6 +190,7 @@ def upscale_volume(
     dtype: str | None = None,
     on_tiles: OnTiles | None = None,
     adapt: int = 0,
+    ensemble: bool = False,
     **_: object,  # image options
 ) -> Result:
     from ginr_cli.io.volumes import read_volume, write_volume
@@ -211,7 +216,8 @@ def upscale_volume(
         model = fit_to_scan(model, norm.apply(volume.data[0])[None], scales, adapt, device, on_step=progress)
     for i, frame in enumerate(volume.data):
         progress = frame_progress(on_tiles, i, frames)
-        values = resample(model, norm.apply(frame)[None], out, device, tiles, batch, on_tiles=progress)
+        source = norm.apply(frame)[None]
+        values = resample(model, source, out, device, tiles, batch, on_tiles=progress, ensemble=ensemble)
         result[i] = norm.invert(values[..., 0])
     write_volume(dst, result, volume, dtype=dtype, grid=grid)
     return Result(dst, tuple(shape), out.shape)

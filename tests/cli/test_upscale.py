@@ -195,6 +195,32 @@ def test_adapt_fits_the_model_to_each_scan_and_keeps_the_geometry(ginr, nifti, m
     assert result.exit_code == 0, result.output
 
 
+def test_ensemble_averages_the_flips_and_keeps_every_output_grid(ginr, nifti, model_2d, model_3d, tmp_path):
+    src = tmp_path / "in.png"
+    hr_crop(1, (0, 0, 40, 30)).save(src)
+    for model, path, scale, shape in (
+        (model_2d, src, "2", (60, 80, 3)),
+        (model_3d, nifti, "1,1,2", (33, 41, 50)),
+    ):
+        outputs = []
+        for extra in ((), ("--ensemble",)):
+            out = tmp_path / f"{len(extra)}{path.name}"
+            args = ("--dtype", "float32") if path == nifti else ()
+            result = ginr("upscale", path, out, "--scale", scale, "--model", model, *args, *extra)
+            assert result.exit_code == 0, result.output
+            data = np.asarray(nib.load(out).dataobj) if path == nifti else np.asarray(Image.open(out))
+            assert data.shape == shape
+            outputs.append(data.astype(np.float64))
+        assert not np.array_equal(*outputs)  # a random model is not flip-invariant: the flips showed
+    result = ginr("eval", nifti, "--scales", "2", "--model", model_3d, "--ensemble", "--json")
+    assert result.exit_code == 0, result.output
+    assert {row["method"] for row in json.loads(result.stdout)["averages"]} == {
+        "ginr",
+        "trilinear",
+        "cubic-spline",
+    }
+
+
 def test_nifti_dtype_float32_on_request(ginr, nifti, model_3d, tmp_path):
     out = tmp_path / "out" / "x.nii.gz"
     result = ginr("upscale", nifti, out, "--scale", "1,1,2", "--dtype", "float32", "--model", model_3d)

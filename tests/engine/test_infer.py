@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ginr_cli.engine.infer import default_grid, encode_tiles, latent_render, resample
+from ginr_cli.engine.infer import default_grid, encode_tiles, flip_sets, latent_render, resample
 from ginr_cli.engine.tiling import OutputGrid, stitch
 from ginr_cli.nn.coords import cell_centres, interpolate_at
 from ginr_cli.nn.ginr import MambaGINR
@@ -52,3 +52,26 @@ def test_a_gray_source_runs_through_a_colour_model():
     source = np.random.default_rng(3).random((1, 16, 16)).astype(np.float32)
     out = resample(model, source, OutputGrid.full((16, 16), (32, 32)), CPU)
     assert out.shape == (32, 32, 1)
+
+
+@pytest.mark.parametrize("rank,shape,out_shape", [(2, (16, 16), (24, 40)), (3, (8, 8, 8), (8, 16, 12))])
+def test_the_ensemble_of_one_tile_is_the_mean_over_the_flipped_inputs_flipped_back(rank, shape, out_shape):
+    model = untrained(MambaGINR(tiny_config(rank))).eval()
+    source = np.random.default_rng(4).random((model.cfg.in_channels, *shape)).astype(np.float32)
+    out = OutputGrid.full(shape, out_shape)
+    ensemble = resample(model, source, out, CPU, ensemble=True)
+    flips = flip_sets(rank)
+    assert len(flips) == 2**rank
+    flipped = [np.flip(source, [1 + a for a in axes]).copy() for axes in flips]
+    singles = [np.flip(resample(model, f, out, CPU), axes) for f, axes in zip(flipped, flips, strict=True)]
+    np.testing.assert_allclose(ensemble, np.mean(singles, axis=0), atol=1e-5)
+    assert np.abs(ensemble - singles[0]).max() > 1e-3  # the flips do change a random model's output
+
+
+def test_the_ensemble_does_not_depend_on_the_tile_batch():
+    model = untrained(MambaGINR(tiny_config(2))).eval()
+    source = np.random.default_rng(5).random((3, 30, 41)).astype(np.float32)
+    out = OutputGrid.full((30, 41), (45, 62))
+    one = resample(model, source, out, CPU, batch=1, ensemble=True)
+    many = resample(model, source, out, CPU, batch=7, ensemble=True)
+    np.testing.assert_allclose(many, one, atol=1e-5)
