@@ -3,6 +3,7 @@
     python scripts/eval_models.py                  # both models; data from ../shared and data/
     python scripts/eval_models.py --only volume
     python scripts/eval_models.py --only volume --adapt 600   # the volume model fitted to each scan first
+    python scripts/eval_models.py --ensemble       # each model averaged over its tiles' flips
 
 Images: Set5, Set14 and BSD100 (../shared/data/sr-benchmarks) at x2, x3 and x4, against bicubic and
 Lanczos; then arbitrary scales, Set14's HR images downscaled on the fly by 1.5, 2.5, 3.5, 6 and 8.
@@ -54,13 +55,16 @@ def main() -> None:
     parser.add_argument("--only", choices=["image", "arbitrary", "volume"])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
     parser.add_argument("--adapt", type=int, default=0, help="volumes: ginr eval --adapt N")
+    parser.add_argument("--ensemble", action="store_true", help="ginr eval --ensemble")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    flips, flip_tag = (["--ensemble"], "-ensemble") if args.ensemble else ([], "")
     if args.only in (None, "image"):
         rows = []
         for name in ("Set5", "Set14", "BSD100"):
-            result, seconds = ginr_eval([str(BENCHMARKS / name), "--scales", "2,3,4", "--model", "image"])
-            (args.out / f"image-{name}.json").write_text(json.dumps(result, indent=1))
+            sets = [str(BENCHMARKS / name), "--scales", "2,3,4", "--model", "image", *flips]
+            result, seconds = ginr_eval(sets)
+            (args.out / f"image-{name}{flip_tag}.json").write_text(json.dumps(result, indent=1))
             print(f"{name}: {seconds:.0f} s", file=sys.stderr)
             rows.append((name, result))
         print(table(rows, ["bicubic", "lanczos", "ginr"]))
@@ -69,13 +73,13 @@ def main() -> None:
         hr.mkdir(exist_ok=True)
         for path in sorted((BENCHMARKS / "Set14" / "image_SRF_4").glob("*_HR.png")):
             (hr / path.name.replace("_SRF_4_HR", "")).write_bytes(path.read_bytes())
-        result, seconds = ginr_eval([str(hr), "--scales", ARBITRARY, "--model", "image"])
-        (args.out / "image-arbitrary.json").write_text(json.dumps(result, indent=1))
+        result, seconds = ginr_eval([str(hr), "--scales", ARBITRARY, "--model", "image", *flips])
+        (args.out / f"image-arbitrary{flip_tag}.json").write_text(json.dumps(result, indent=1))
         print(f"Set14 arbitrary scales: {seconds:.0f} s", file=sys.stderr)
         print(table([("Set14 HR, downscaled", result)], ["bicubic", "lanczos", "ginr"]))
     if args.only in (None, "volume"):
-        fit = ["--adapt", str(args.adapt)] if args.adapt else []
-        tag = f"-adapt{args.adapt}" if args.adapt else ""
+        fit = (["--adapt", str(args.adapt)] if args.adapt else []) + flips
+        tag = (f"-adapt{args.adapt}" if args.adapt else "") + flip_tag
         result, seconds = ginr_eval(
             [str(HELD_OUT), "--scales", "2,4", "--axis", "2", "--model", "volume", *fit]
         )
