@@ -125,7 +125,7 @@ def adapt(
             picks = rng.integers(len(pairs), size=ADAPT_BATCH)
             batch = [draw(i) for i in picks]
             x, coords, cell, target = (torch.stack(parts).to(device) for parts in zip(*batch, strict=True))
-            loss = F.mse_loss(fitted(x, coords, cell, use_base=True).float(), target)  # what PSNR scores
+            loss = F.l1_loss(fitted(x, coords, cell, use_base=True).float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(fitted.parameters(), 1.0)
