@@ -9,7 +9,6 @@ mean over the 4 in-plane flips, over the 2 flips of the thick axis and over all 
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from fitted_case import fitted_case
 
 from ginr_cli.engine import metrics
-from ginr_cli.engine.infer import resample
+from ginr_cli.engine.infer import flip_sets, resample
 
 
 def main() -> None:
@@ -28,7 +27,7 @@ def main() -> None:
     case = fitted_case(path, axis, factor, steps, device)
     source, truth, norm = case.source, case.truth, case.norm
     outputs = {}
-    for flips in itertools.chain.from_iterable(itertools.combinations(range(3), k) for k in range(4)):
+    for flips in flip_sets(3):
         flipped = np.flip(source, [f + 1 for f in flips]).copy()
         out = resample(case.net, flipped, case.out_grid, device, grid=case.grid)[..., 0]
         outputs[flips] = np.flip(out, flips).copy()
