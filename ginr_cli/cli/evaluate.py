@@ -26,6 +26,9 @@ def evaluate(
     ensemble: Annotated[
         bool, typer.Option("--ensemble", help="Average ginr over the input's flips, as upscale --ensemble.")
     ] = False,
+    consistency: Annotated[
+        bool, typer.Option(help="Volumes: set ginr's slab means to the thick slices, as upscale does.")
+    ] = True,
     kind: Annotated[
         str, typer.Option(help="image or volume (default: volume for NIfTI/TIFF files).")
     ] = "auto",
@@ -90,7 +93,15 @@ def evaluate(
         else:
             factors = [int(v) for v in values]
             scores += ev.evaluate_volume(
-                net, torch_device, item, factors, axis=axis, on_score=show, adapt=adapt, ensemble=ensemble
+                net,
+                torch_device,
+                item,
+                factors,
+                axis=axis,
+                on_score=show,
+                adapt=adapt,
+                ensemble=ensemble,
+                consistency=consistency,
             )
     rows = ev.averages(scores)
     if plot:

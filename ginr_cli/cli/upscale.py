@@ -88,6 +88,12 @@ def upscale(
             help="Average the model over the flips of each tile (4 for images, 8 for volumes): a little sharper, that many times slower.",
         ),
     ] = False,
+    consistency: Annotated[
+        bool,
+        typer.Option(
+            help="Volumes upscaled by whole factors: shift each block of output voxels so that it averages to the input voxel it came from.",
+        ),
+    ] = True,
     tile: Annotated[int | None, typer.Option(min=4, help="Tile side (default: the model's).")] = None,
     batch: BatchOption = 8,
     max_pixels: Annotated[
@@ -167,5 +173,6 @@ def upscale(
                 on_tiles=batch_run.reporter.tiles,
                 adapt=adapt,
                 ensemble=ensemble,
+                consistency=consistency,
             )
         )

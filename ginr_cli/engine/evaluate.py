@@ -19,6 +19,7 @@ from PIL import Image
 
 from ginr_cli.engine import metrics, normalize
 from ginr_cli.engine.adapt import adapt as fit_to_scan
+from ginr_cli.engine.consistency import make_consistent, whole_factors
 from ginr_cli.engine.infer import default_grid, resample
 from ginr_cli.engine.tiling import OutputGrid
 from ginr_cli.errors import GinrError
@@ -140,10 +141,11 @@ def evaluate_volume(
     on_score=None,
     adapt: int = 0,
     ensemble: bool = False,
+    consistency: bool = True,
 ) -> list[Score]:
     """Thick slices along `axis` reconstructed by the model (fitted to each input first with `adapt`
-    steps, as `ginr upscale --adapt` does; over its flips with `ensemble`), trilinear and cubic-spline
-    interpolation."""
+    steps, as `ginr upscale --adapt` does; over its flips with `ensemble`; its slab means set to the thick
+    slices with `consistency`, as upscale does by default), trilinear and cubic-spline interpolation."""
     from scipy import ndimage
 
     from ginr_cli.io.volumes import read_volume
@@ -160,9 +162,12 @@ def evaluate_volume(
         out_grid = OutputGrid.full(lr.shape, truth.shape)
         out = resample(net, source, out_grid, device, grid=grid, batch=batch, ensemble=ensemble)
         zoom = [t / s for t, s in zip(truth.shape, lr.shape, strict=True)]
+        pred = norm.invert(out[..., 0])
+        if consistency:
+            make_consistent(pred, lr, whole_factors(lr.shape, truth.shape))
         # scipy's zoom with grid_mode=True keeps the field of view (voxel edges aligned), as ginr does.
         outputs = {
-            "ginr": norm.invert(out[..., 0]).astype(np.float64),
+            "ginr": pred.astype(np.float64),
             "trilinear": ndimage.zoom(lr, zoom, order=1, mode="nearest", grid_mode=True),
             "cubic-spline": ndimage.zoom(lr, zoom, order=3, mode="nearest", grid_mode=True),
         }

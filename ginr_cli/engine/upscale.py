@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ginr_cli.engine import normalize, targets
 from ginr_cli.engine.adapt import adapt as fit_to_scan
+from ginr_cli.engine.consistency import make_consistent, whole_factors
 from ginr_cli.engine.infer import default_grid, resample
 from ginr_cli.engine.tiling import OnTiles, OutputGrid, frame_progress
 from ginr_cli.errors import GinrError, UsageError
@@ -191,6 +192,7 @@ def upscale_volume(
     on_tiles: OnTiles | None = None,
     adapt: int = 0,
     ensemble: bool = False,
+    consistency: bool = True,
     **_: object,  # image options
 ) -> Result:
     from ginr_cli.io.volumes import read_volume, write_volume
@@ -210,6 +212,8 @@ def upscale_volume(
     tiles = default_grid(model, shape, tile)
     result = np.empty((volume.data.shape[0], *out.shape), np.float32)
     frames = volume.data.shape[0]
+    # upscaled by whole factors onto its own grid: each block of output voxels averages to its input voxel
+    factors = whole_factors(shape, out.shape) if consistency and not target.like else None
     if adapt:  # fitted to the first frame, used for all (the frames of a series share their anatomy)
         scales = [n / m for n, m in zip(out.shape, shape, strict=True)]
         progress = None if on_tiles is None else lambda done, total: on_tiles(done, total, "  adapt")
@@ -219,5 +223,7 @@ def upscale_volume(
         source = norm.apply(frame)[None]
         values = resample(model, source, out, device, tiles, batch, on_tiles=progress, ensemble=ensemble)
         result[i] = norm.invert(values[..., 0])
+        if factors:
+            make_consistent(result[i], frame, factors)
     write_volume(dst, result, volume, dtype=dtype, grid=grid)
     return Result(dst, tuple(shape), out.shape)

@@ -7,6 +7,7 @@ import tifffile
 import torch
 from PIL import Image
 
+from ginr_cli.engine.consistency import block_means
 from ginr_cli.io.geometry import output_shape, scale_affine
 from tests.cli.conftest import file_bytes, hr_crop
 
@@ -219,6 +220,24 @@ def test_ensemble_averages_the_flips_and_keeps_every_output_grid(ginr, nifti, mo
         "trilinear",
         "cubic-spline",
     }
+
+
+def test_a_volume_upscaled_by_whole_factors_averages_back_to_its_input(ginr, nifti, model_3d, tmp_path):
+    """By default each block of output voxels averages to the input voxel it came from; --no-consistency
+    leaves the model's output as it is (a random model's is not)."""
+    source = nib.load(nifti).get_fdata()
+    means = {}
+    for flag in ("--consistency", "--no-consistency"):
+        out = tmp_path / f"{flag}.nii.gz"
+        args = ("--scale", "1,2,2", "--dtype", "float32", "--model", model_3d, flag)
+        result = ginr("upscale", nifti, out, *args)
+        assert result.exit_code == 0, result.output
+        data = nib.load(out).get_fdata()
+        assert data.shape == (source.shape[0], 2 * source.shape[1], 2 * source.shape[2])
+        means[flag] = block_means(data, (1, 2, 2))
+    tolerance = 1e-4 * np.abs(source).max()
+    np.testing.assert_allclose(means["--consistency"], source, atol=tolerance)
+    assert np.abs(means["--no-consistency"] - source).max() > 100 * tolerance
 
 
 def test_nifti_dtype_float32_on_request(ginr, nifti, model_3d, tmp_path):
