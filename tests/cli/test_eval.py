@@ -35,3 +35,17 @@ def test_a_volume_thinner_than_the_ssim_window_is_scored(ginr, model_3d, tmp_pat
     items = json.loads(result.stdout)["items"]
     assert [s["method"] for s in items] == ["ginr", "trilinear", "cubic-spline"]
     assert all(math.isfinite(s["psnr"]) and -1 <= s["ssim"] <= 1 for s in items)
+
+
+def test_consistency_can_only_bring_ginr_closer_to_the_truth(ginr, nifti, model_3d):
+    """ginr's thick-slice means set to the input's (the default) never lower its PSNR; with an untrained
+    model (a B-spline base plus a random correction) they raise it. --no-consistency scores the raw output."""
+    psnr = {}
+    for flag in ("--consistency", "--no-consistency"):
+        result = ginr("eval", nifti, "--scales", "2,4", "--model", model_3d, flag, "--json")
+        assert result.exit_code == 0, result.output
+        psnr[flag] = {
+            r["scale"]: r["psnr"] for r in json.loads(result.stdout)["averages"] if r["method"] == "ginr"
+        }
+    for scale in (2, 4):
+        assert psnr["--consistency"][scale] > psnr["--no-consistency"][scale] + 0.1
