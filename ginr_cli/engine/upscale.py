@@ -3,7 +3,8 @@
 Images keep their mode, bit depth, ICC profile and (scaled) DPI; alpha is resampled on its own with
 bicubic interpolation, never dropped or blended; animations (GIF, APNG, WebP) frame by frame. Volumes
 keep their geometry: the output affine follows the field-of-view-preserving rule, voxel sizes are
-divided by the scale.
+divided by the scale; upscaled by whole factors, each block of output voxels averages to the input voxel
+it came from (`consistency`).
 """
 
 from __future__ import annotations
