@@ -25,18 +25,22 @@ def whole_factors(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[in
     return factors if whole else None
 
 
+def _split(shape: Sequence[int], factors: Sequence[int]) -> list[int]:
+    """`shape` with each axis split into (blocks, voxels a block)."""
+    return [d for n, f in zip(shape, factors, strict=True) for d in (n // f, f)]
+
+
 def block_means(values: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     """The mean of each block of `factors` voxels of `values` (*spatial)."""
-    split = [d for n, f in zip(values.shape, factors, strict=True) for d in (n // f, f)]
-    return values.reshape(split).mean(axis=tuple(range(1, 2 * values.ndim, 2)))
+    return values.reshape(_split(values.shape, factors)).mean(axis=tuple(range(1, 2 * values.ndim, 2)))
 
 
 def make_consistent(out: np.ndarray, source: np.ndarray, factors: Sequence[int]) -> None:
     """Shift each block of `out` (*spatial, `factors` times the shape of `source`, same units) in place so
     that its mean equals the voxel of `source` it came from."""
-    residual = source - block_means(out, factors)
     if not out.flags.c_contiguous:
         raise ValueError("make_consistent needs a C-contiguous output, to change it in place")
-    blocks = out.reshape([d for n, f in zip(out.shape, factors, strict=True) for d in (n // f, f)])
+    residual = source - block_means(out, factors)
+    blocks = out.reshape(_split(out.shape, factors))
     spread = tuple(slice(None) if i % 2 == 0 else None for i in range(2 * out.ndim))
     blocks += residual.astype(out.dtype)[spread]
